@@ -1,0 +1,198 @@
+"""Every server setting, once: the CLI, `levante.run()` and ``LEVANTE_*`` come from here.
+
+Each field of `Config` carries its help text; `levante.server.cli` builds the
+argument parser from the fields, and `Config.resolve` merges explicit values,
+environment variables (``LEVANTE_<FIELD>``) and defaults, in that order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from levante.server import limits
+from levante.server.errors import ConfigError
+
+ENV_PREFIX = "LEVANTE_"
+
+LOG_LEVELS = {"critical": 50, "error": 40, "warning": 30, "info": 20, "debug": 10, "trace": 5}
+
+
+def option(default: Any, help: str, *, metavar: str | None = None) -> Any:
+    """A `Config` field with the help text its CLI flag shows."""
+    return field(default=default, metadata={"help": help, "metavar": metavar})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Server settings. Build with `Config.resolve` to read ``LEVANTE_*`` too."""
+
+    app: Any = option(None, "The ASGI app, as module:attribute (e.g. main:app).")
+    host: str = option("127.0.0.1", "Bind socket to this host.")
+    port: int = option(8000, "Bind socket to this port (0 picks a free one).")
+    backlog: int = option(limits.BACKLOG, "Maximum number of connections waiting to be accepted.")
+    loop: Literal["auto", "asyncio", "uvloop"] = option(
+        "auto", "Event loop: uvloop where installed (auto), or asyncio."
+    )
+    lifespan: Literal["auto", "on", "off"] = option(
+        "auto", "Lifespan events: on, off, or auto (on unless the app does not support them)."
+    )
+    app_dir: str = option(".", "Look for the app module in this directory (put first on sys.path).")
+    factory: bool = option(
+        False, "Treat APP as a factory: call it with no arguments to get the app."
+    )
+    env_file: str | None = option(None, "Load environment variables from this .env file.")
+    root_path: str = option(
+        "", "The path prefix the app is mounted under behind a proxy (ASGI root_path)."
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = option(
+        "info", "Log level."
+    )
+    log_config: str | None = option(
+        None, "Logging configuration file: .json or .yaml (dictConfig), or .ini (fileConfig)."
+    )
+    access_log: bool = option(True, "Log one line per request.")
+    server_header: bool = option(True, "Send a 'server: levante' header.")
+    date_header: bool = option(True, "Send a 'date' header (refreshed once a second).")
+    timeout_keep_alive: float = option(
+        limits.KEEP_ALIVE_TIMEOUT, "Close idle keep-alive connections after this many seconds."
+    )
+    timeout_request_header: float = option(
+        limits.REQUEST_HEADER_TIMEOUT,
+        "Answer 408 and close if a request head takes longer than this many seconds.",
+    )
+    timeout_graceful_shutdown: float = option(
+        limits.GRACEFUL_SHUTDOWN_TIMEOUT,
+        "On shutdown, wait this many seconds for requests in flight before closing them.",
+    )
+    limit_concurrency: int | None = option(
+        None, "Answer 503 once this many connections or requests are open."
+    )
+    limit_request_line: int = option(
+        limits.MAX_REQUEST_LINE, "Longest request target in bytes (longer: 414)."
+    )
+    limit_request_fields: int = option(
+        limits.MAX_REQUEST_FIELDS, "Most header fields in a request (more: 431)."
+    )
+    limit_request_field_size: int = option(
+        limits.MAX_REQUEST_FIELD_SIZE, "Longest header field, name and value, in bytes (431)."
+    )
+    limit_request_head: int = option(
+        limits.MAX_REQUEST_HEAD, "Largest request head (line and headers) in bytes (431)."
+    )
+    limit_request_body: int = option(
+        limits.MAX_REQUEST_BODY, "Largest request body in bytes (larger: 413)."
+    )
+    request_body_buffer: int = option(
+        limits.REQUEST_BUFFER,
+        "Request body bytes buffered for the app before reading from the client pauses.",
+    )
+
+    def __post_init__(self) -> None:
+        hints = _hints()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            choices = _choices(hints[f.name])
+            if choices and value not in choices:
+                raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, not {value!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be from 0 to 65535, not {self.port}")
+        for name in (
+            "backlog",
+            "limit_request_line",
+            "limit_request_fields",
+            "limit_request_field_size",
+            "limit_request_head",
+            "limit_request_body",
+            "request_body_buffer",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.limit_concurrency is not None and self.limit_concurrency <= 0:
+            raise ConfigError(f"limit_concurrency must be positive, not {self.limit_concurrency}")
+        for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative")
+        if self.root_path.endswith("/"):
+            object.__setattr__(self, "root_path", self.root_path.rstrip("/"))
+
+    @classmethod
+    def resolve(
+        cls, values: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Explicit `values` first, then ``LEVANTE_<NAME>`` variables, then defaults."""
+        values = dict(values or {})
+        environ = os.environ if environ is None else environ
+        hints = _hints()
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        for name in names - set(values):
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = parse_value(name, hints[name], raw)
+        return cls(**values)
+
+    @property
+    def log_level_number(self) -> int:
+        return LOG_LEVELS[self.log_level]
+
+
+def fields() -> list[tuple[dataclasses.Field[Any], Any]]:
+    """The settings with their resolved types, in declaration order."""
+    hints = _hints()
+    return [(f, hints[f.name]) for f in dataclasses.fields(Config)]
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Config)
+
+
+def _choices(hint: Any) -> tuple[str, ...]:
+    if typing.get_origin(hint) is Literal:
+        return tuple(typing.get_args(hint))
+    return ()
+
+
+def base_type(hint: Any) -> Any:
+    """``int | None`` -> int; Literal -> str; others unchanged."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return base_type(args[0]) if len(args) == 1 else str
+    if typing.get_origin(hint) is Literal:
+        return str
+    return hint
+
+
+def optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in (
+        typing.get_args(hint)
+    )
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_value(name: str, hint: Any, raw: str) -> Any:
+    """Turn the text of an environment variable into the field's type."""
+    kind = base_type(hint)
+    if optional(hint) and raw.strip().lower() in ("", "none"):
+        return None
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low not in _TRUE | _FALSE:
+                raise ValueError(f"expected one of {sorted(_TRUE | _FALSE)}")
+            return low in _TRUE
+        if kind in (int, float):
+            return kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from None
+    return raw

@@ -1,0 +1,47 @@
+"""Default limits and timeouts, each with the precedent it follows.
+
+`Config` uses these as its defaults; every one is also a CLI flag.
+"""
+
+from __future__ import annotations
+
+#: Longest request line (method, target, version). nginx answers 414 past its
+#: 8 KiB `large_client_header_buffers`; gunicorn's `limit_request_line` is 4094.
+MAX_REQUEST_LINE = 8190
+
+#: Most header fields in one request (gunicorn `limit_request_fields`: 100;
+#: Node's `maxHeadersCount` is 2000 but Node also caps the total size).
+MAX_REQUEST_FIELDS = 100
+
+#: Longest single header field, name and value (nginx 8 KiB per line,
+#: gunicorn `limit_request_field_size` 8190).
+MAX_REQUEST_FIELD_SIZE = 8190
+
+#: Total size of the request head: request line plus all fields. nginx allows
+#: 4 x 8 KiB buffers; Node's `maxHeaderSize` is 16 KiB, which large cookie sets
+#: outgrow. Also bounds what is buffered before the head is complete (h11's
+#: `max_incomplete_event_size` plays this role).
+MAX_REQUEST_HEAD = 32 * 1024
+
+#: Largest request body: generous but finite, so a big upload works while a
+#: runaway client cannot stream forever (nginx's 1 MiB default is too small for
+#: APIs; Cloudflare's smallest plan allows 100 MB).
+MAX_REQUEST_BODY = 1024 * 1024 * 1024
+
+#: Request body bytes buffered for the app before reading from the socket
+#: pauses (uvicorn's flow control high-water mark is 64 KiB).
+REQUEST_BUFFER = 64 * 1024
+
+#: Seconds an idle keep-alive connection stays open (uvicorn: 5; nginx: 75).
+KEEP_ALIVE_TIMEOUT = 5.0
+
+#: Seconds a client has to send a complete request head, against slowloris
+#: (Apache mod_reqtimeout `header=20-40`; Node's `headersTimeout` is 60).
+REQUEST_HEADER_TIMEOUT = 20.0
+
+#: Seconds in-flight requests get to finish on shutdown (gunicorn's
+#: `graceful_timeout` is 30; Kubernetes waits 30 s before SIGKILL).
+GRACEFUL_SHUTDOWN_TIMEOUT = 30.0
+
+#: Listen backlog (uvicorn and gunicorn: 2048).
+BACKLOG = 2048

@@ -1,0 +1,110 @@
+"""Logging: uvicorn-style lines on stderr, or the user's `--log-config`.
+
+Loggers: ``levante.error`` (server events and app errors) and ``levante.access``
+(one line per request), both under ``levante``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import sys
+from pathlib import Path
+from typing import Any
+
+from levante.server.errors import ConfigError
+
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+
+class LevelPrefixFormatter(logging.Formatter):
+    """``INFO:     message``, coloured when the stream is a terminal (as uvicorn's)."""
+
+    COLOURS = {
+        TRACE: "\033[34m",
+        logging.DEBUG: "\033[36m",
+        logging.INFO: "\033[32m",
+        logging.WARNING: "\033[33m",
+        logging.ERROR: "\033[31m",
+        logging.CRITICAL: "\033[91m",
+    }
+
+    def __init__(
+        self, fmt: str | None = None, datefmt: str | None = None, use_colors: bool | None = None
+    ) -> None:
+        super().__init__(fmt or "%(levelprefix)s %(message)s", datefmt)
+        self.use_colors = sys.stderr.isatty() if use_colors is None else use_colors
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        prefix = f"{record.levelname}:".ljust(9)
+        if self.use_colors:
+            prefix = f"{self.COLOURS.get(record.levelno, '')}{prefix}\033[0m"
+        record.__dict__["levelprefix"] = prefix
+        return super().formatMessage(record)
+
+
+DEFAULT_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {"()": "levante.server.logs.LevelPrefixFormatter"},
+    },
+    "handlers": {
+        "default": {
+            "class": "logging.StreamHandler",
+            "formatter": "default",
+            "stream": "ext://sys.stderr",
+        },
+        "access": {
+            "class": "logging.StreamHandler",
+            "formatter": "default",
+            "stream": "ext://sys.stdout",
+        },
+    },
+    "loggers": {
+        "levante": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "levante.error": {"level": "INFO"},
+        "levante.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def configure(log_config: str | None, level: int, access_log: bool) -> None:
+    """Install the default configuration or the user's file, then apply the level."""
+    if log_config is None:
+        logging.config.dictConfig(DEFAULT_LOGGING)
+    else:
+        _load_file(Path(log_config))
+    if log_config is None or level != logging.INFO:
+        for name in ("levante", "levante.error", "levante.access"):
+            logging.getLogger(name).setLevel(level)
+    if not access_log:
+        access = logging.getLogger("levante.access")
+        access.handlers = []
+        access.propagate = False
+        access.disabled = True
+
+
+def _load_file(path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"--log-config: no such file {str(path)!r}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            logging.config.dictConfig(json.loads(path.read_text()))
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise ConfigError(
+                    "--log-config with a YAML file needs PyYAML: pip install 'levante[yaml]'"
+                ) from None
+            logging.config.dictConfig(yaml.safe_load(path.read_text()))
+        else:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"--log-config {str(path)!r} is not a valid configuration: {exc}"
+        ) from exc

@@ -1,0 +1,217 @@
+"""The server: listen, run the lifespan, serve until a signal, shut down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from levante.asgi import ASGIApp
+from levante.server.config import Config
+from levante.server.errors import ConfigError
+from levante.server.importer import load_app
+from levante.server.lifespan import Lifespan
+from levante.server.protocols.http1 import HTTP1Protocol
+from levante.server.state import ServerState
+
+logger = logging.getLogger("levante.error")
+
+#: Exit status when lifespan startup fails (the value uvicorn uses).
+STARTUP_FAILURE = 3
+
+
+class Server:
+    """Serves one app with one `Config` in the running event loop.
+
+    `serve()` runs until `should_exit` is set (SIGINT/SIGTERM do that), then
+    shuts down: stop accepting, close idle connections, let requests in flight
+    finish within ``timeout_graceful_shutdown``, then run lifespan shutdown.
+    """
+
+    def __init__(self, config: Config, app: ASGIApp | None = None) -> None:
+        self.config = config
+        self.app = app
+        self.should_exit = asyncio.Event()
+        self.force_exit = False
+        self.forced = asyncio.Event()
+        self.started = asyncio.Event()
+        self.sockets: list[socket.socket] = []
+        self.state: ServerState | None = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._tick_handle: asyncio.TimerHandle | None = None
+
+    async def serve(self) -> None:
+        """Serve until told to stop; raises `LifespanFailure` if startup fails."""
+        loop = asyncio.get_running_loop()
+        app = self.app if self.app is not None else load_app(self.config.app, self.config.factory)
+        state = self.state = ServerState(self.config, loop)
+        lifespan = Lifespan(app, self.config.lifespan, state.app_state)
+        await lifespan.startup()
+        try:
+            await self._listen(state, app)
+        except BaseException:
+            await lifespan.shutdown()
+            raise
+        self._tick()
+        self.started.set()
+        try:
+            await self.should_exit.wait()
+        finally:
+            await self._shutdown(state)
+            await lifespan.shutdown()
+
+    async def _listen(self, state: ServerState, app: ASGIApp) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+
+        def factory() -> HTTP1Protocol:
+            return HTTP1Protocol(state, app)
+
+        try:
+            server = await loop.create_server(
+                factory, host=config.host, port=config.port, backlog=config.backlog
+            )
+        except OSError as exc:
+            raise ConfigError(f"could not bind to {config.host}:{config.port}: {exc}") from exc
+        self._servers.append(server)
+        self.sockets.extend(server.sockets)
+        for sock in server.sockets:
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            logger.info(
+                "Levante running on http://%s:%d (Press CTRL+C to quit)",
+                shown,
+                port,
+                extra={"host": host, "port": port},
+            )
+
+    def _tick(self) -> None:
+        # Once a second: refresh the date header and enforce connection timeouts.
+        # One timer for the whole server instead of one per connection or request.
+        state = self.state
+        if state is None:
+            return
+        loop = state.loop
+        state.now = now = loop.time()
+        state.refresh_headers()
+        for conn in list(state.connections):
+            conn.on_tick(now)
+        self._tick_handle = loop.call_at(now + 1.0, self._tick)
+
+    async def _shutdown(self, state: ServerState) -> None:
+        logger.info("Shutting down")
+        state.shutting_down = True
+        for server in self._servers:
+            server.close()
+        for conn in list(state.connections):
+            conn.shutdown()
+        state.check_drained()
+        timeout = self.config.timeout_graceful_shutdown
+        if not state.drained.is_set() and not self.force_exit:
+            logger.info(
+                "Waiting for %d connection(s) and %d request(s) to finish (up to %gs).",
+                len(state.connections),
+                len(state.tasks),
+                timeout,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_drained(state), timeout)
+        await self._force_stop(state)
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+
+    async def _wait_drained(self, state: ServerState) -> None:
+        # Wakes when the last connection closes and the last app call ends,
+        # or on a second Ctrl+C.
+        waiter = asyncio.ensure_future(state.drained.wait())
+        forced = asyncio.ensure_future(self.forced.wait())
+        try:
+            await asyncio.wait((waiter, forced), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            forced.cancel()
+
+    async def _force_stop(self, state: ServerState) -> None:
+        if state.connections:
+            logger.warning("Closing %d connection(s) still open.", len(state.connections))
+        for conn in list(state.connections):
+            conn.force_close()
+        tasks = list(state.tasks)
+        if tasks:
+            logger.warning("Cancelling %d request(s) still running.", len(tasks))
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=5.0)
+
+    def handle_exit(self, sig: int, frame: FrameType | None = None) -> None:
+        """First SIGINT/SIGTERM: graceful shutdown. A second SIGINT: stop now."""
+        if self.should_exit.is_set() and sig == signal.SIGINT:
+            self.force_exit = True
+            self.forced.set()
+        self.should_exit.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+
+
+def new_event_loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The loop for `--loop`: uvloop where it is installed (auto), else asyncio."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise ConfigError("--loop uvloop: uvloop is not installed") from None
+        else:
+            new_loop: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+            return new_loop
+    return asyncio.new_event_loop
+
+
+def prepare(config: Config) -> None:
+    """What happens before the app is imported: .env file, sys.path, logging."""
+    from levante.server import logs
+
+    if config.env_file is not None:
+        from dotenv import load_dotenv
+
+        if not os.path.isfile(config.env_file):
+            raise ConfigError(f"--env-file: no such file {config.env_file!r}")
+        load_dotenv(config.env_file, override=False)
+    logs.configure(config.log_config, config.log_level_number, config.access_log)
+    app_dir = os.path.abspath(config.app_dir)
+    if app_dir not in sys.path:
+        sys.path.insert(0, app_dir)
+
+
+def run_server(config: Config, app: ASGIApp | None = None) -> None:
+    """Serve in a new event loop until SIGINT/SIGTERM."""
+    server = Server(config, app)
+
+    async def main() -> None:
+        server.install_signal_handlers()
+        await server.serve()
+
+    with asyncio.Runner(loop_factory=new_event_loop_factory(config.loop)) as runner:
+        runner.run(main())
+
+
+def run(app: Any, **kwargs: Any) -> None:
+    """Serve `app` (an ASGI app or a ``"module:attribute"`` string) until stopped.
+
+    Keyword arguments are `Config` fields (``host``, ``port``, ``log_level``…);
+    any not given are read from ``LEVANTE_*`` environment variables.
+    """
+    config = Config.resolve({**kwargs, "app": app})
+    prepare(config)
+    run_server(config, None if isinstance(app, str) else app)

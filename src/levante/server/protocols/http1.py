@@ -1,0 +1,731 @@
+"""HTTP/1.0 and HTTP/1.1 over one connection (RFC 9112), parsed by httptools (llhttp).
+
+The parser calls back as bytes arrive; each request becomes an `HTTPStream`,
+which owns the ASGI side. This module owns only the wire: framing of request and
+response bodies, keep-alive, pipelining (one exchange at a time, answers in
+order), flow control of reads, limits, and the errors that end a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Iterable
+from time import perf_counter
+from typing import Any, NoReturn, cast
+from urllib.parse import unquote
+
+import httptools
+
+from levante.asgi import HTTP_SPEC_VERSION, ASGIApp
+from levante.server.errors import InvalidMessage, RequestError
+from levante.server.state import ServerState, start_task
+from levante.server.stream import DONE, HTTPStream, content_length_mismatch
+
+logger = logging.getLogger("levante.error")
+access_logger = logging.getLogger("levante.access")
+
+_ASGI = {"version": "3.0", "spec_version": HTTP_SPEC_VERSION}
+_TRAILERS_EXT: dict[object, object] = {}
+_PATHSEND_EXT: dict[object, object] = {}
+
+# Connection phases, for timeouts.
+IDLE = 0  # between requests: the keep-alive timeout runs
+HEAD = 1  # a request head is arriving: the header timeout runs
+ACTIVE = 2  # a request is being served: the app decides how long
+
+_METHODS = {
+    m.encode(): m
+    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
+}
+_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+
+
+def _status_line(status: int) -> bytes:
+    from http import HTTPStatus
+
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode("ascii"))
+
+
+#: Every status line, built once.
+STATUS_LINES = {status: _status_line(status) for status in range(100, 1000)}
+
+_CHUNKED_END = b"0\r\n\r\n"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLOSE = b"connection: close\r\n"
+_KEEP_ALIVE = b"connection: keep-alive\r\n"
+_CHUNKED = b"transfer-encoding: chunked\r\n"
+#: Bodies larger than this go to the transport as a separate buffer (no copy).
+_JOIN_LIMIT = 16 * 1024
+
+
+class HTTP1Protocol(asyncio.Protocol):
+    """One HTTP/1.x connection."""
+
+    __slots__ = (
+        "access_log",
+        "app",
+        "body_size",
+        "client",
+        "closing",
+        "content_length",
+        "current",
+        "deadline",
+        "expect_continue",
+        "head_pending",
+        "head_size",
+        "headers",
+        "host_count",
+        "keep_alive",
+        "loop",
+        "parser",
+        "pending_error",
+        "phase",
+        "pipeline",
+        "reading",
+        "reading_paused",
+        "resp_chunked",
+        "resp_close",
+        "resp_no_body",
+        "scheme",
+        "server",
+        "state",
+        "stream_keep_alive",
+        "transport",
+        "url",
+        "write_paused",
+        "write_waiters",
+    )
+
+    def __init__(self, state: ServerState, app: ASGIApp) -> None:
+        self.state = state
+        self.app = app
+        self.loop = state.loop
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.access_log = state.access_log
+        self.current: HTTPStream | None = None  # the exchange being answered
+        self.reading: HTTPStream | None = None  # the exchange whose body is arriving
+        self.pipeline: deque[HTTPStream] = deque()
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        self.head_pending = 0
+        self.host_count = 0
+        self.expect_continue = False
+        self.content_length = -1
+        self.body_size = 0
+        self.phase = IDLE
+        self.deadline = 0.0
+        self.keep_alive = True
+        self.stream_keep_alive = True
+        self.closing = False
+        self.reading_paused = False
+        self.write_paused = False
+        self.write_waiters: list[asyncio.Future[None]] = []
+        self.resp_chunked = False
+        self.resp_close = False
+        self.resp_no_body = False
+        self.pending_error: RequestError | None = None
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int | None] | None = None
+        self.scheme = "http"
+
+    # -- connection events ------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, hence the cast.
+        self.transport = cast(asyncio.Transport, transport)
+        self.state.connections.add(self)
+        self.server, self.client = _addresses(transport)
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
+        if self.state.shutting_down:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.state.connections.discard(self)
+        self.closing = True
+        for stream in (self.current, self.reading, *self.pipeline):
+            if stream is not None:
+                stream.feed_disconnect()
+        self.pipeline.clear()
+        self._release_writers()
+
+    def eof_received(self) -> bool | None:
+        # A half-closed client gets no answer it could read reliably; like
+        # uvicorn, treat EOF as the client leaving.
+        return None
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        for stream in (self.current,):
+            if stream is not None:
+                stream.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.current is not None:
+            self.current.writing_paused = False
+        self._release_writers()
+
+    def _release_writers(self) -> None:
+        waiters, self.write_waiters = self.write_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        head_pending = self.phase == HEAD
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._upgrade_ignored()
+        except httptools.HttpParserError as exc:
+            error = self.pending_error or RequestError(400, _parser_detail(exc))
+            self.pending_error = None
+            self._request_error(error)
+            return
+        if self.phase == HEAD and head_pending:
+            # The head spans reads; httptools buffers partial fields itself, so
+            # bound what a never-ending header line can make it hold.
+            self.head_pending += len(data)
+            if self.head_pending > self.state.config.limit_request_head:
+                self._request_error(RequestError(431, "Request header fields too large"))
+                return
+        current = self.current
+        if current is not None and current.state == -1:
+            self._start(current)
+
+    # -- parser callbacks ---------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        self.head_size = 0
+        self.head_pending = 0
+        self.host_count = 0
+        self.expect_continue = False
+        self.content_length = -1
+        self.body_size = 0
+        self.phase = HEAD
+        self.deadline = self.state.now + self.state.config.timeout_request_header + 1.0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.state.config.limit_request_line:
+            self._fail_parse(414, "Request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.phase != HEAD:
+            return  # a chunked body's trailer fields: ASGI has no request trailers
+        config = self.state.config
+        size = len(name) + len(value)
+        self.head_size += size
+        headers = self.headers
+        if (
+            size > config.limit_request_field_size
+            or self.head_size > config.limit_request_head
+            or len(headers) >= config.limit_request_fields
+        ):
+            self._fail_parse(431, "Request header fields too large")
+        name = name.lower()
+        headers.append((name, value))
+        if name in _SPECIAL:
+            self._special_header(name, value)
+
+    def _special_header(self, name: bytes, value: bytes) -> None:
+        if name == b"host":
+            self.host_count += 1
+        elif name == b"content-length":
+            self.content_length = int(value)  # llhttp has checked the digits
+        elif name == b"expect":
+            if value.lower() == b"100-continue":
+                self.expect_continue = True
+            else:
+                self._fail_parse(417, "Only 'Expect: 100-continue' is supported")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        version = _VERSIONS.get(parser.get_http_version())
+        if version is None:
+            self._fail_parse(505, "HTTP version not supported")
+        if self.host_count != 1 and (version == "1.1" or self.host_count > 1):
+            # RFC 9112 section 3.2: exactly one Host field in HTTP/1.1.
+            self._fail_parse(400, "Missing or repeated Host header")
+        limit_body = self.state.config.limit_request_body
+        if self.content_length > limit_body:
+            self._fail_parse(413, "Request body too large")
+        self.phase = ACTIVE
+        self.deadline = 0.0
+        method = parser.get_method()
+        method_str = _METHODS.get(method) or method.decode("ascii")
+        stream = self._new_stream(method_str, version)
+        stream.expect_continue = self.expect_continue and version == "1.1"
+        keep_alive = parser.should_keep_alive() and self.keep_alive
+        self.reading = stream
+        if self.current is None:
+            self.current = stream
+            self.stream_keep_alive = keep_alive
+            stream.state = -1  # started once the parser has returned (see data_received)
+        else:
+            stream.writer = _Queued(keep_alive)  # type: ignore[assignment]
+            self.pipeline.append(stream)
+            self._pause_reading()
+
+    def _new_stream(self, method: str, version: str) -> HTTPStream:
+        url = self.url
+        if url[:1] == b"/":
+            raw_path, _, query = url.partition(b"?")
+            if b"#" in query:
+                query = query.partition(b"#")[0]
+        elif url == b"*":
+            raw_path, query = url, b""
+        else:
+            parsed = httptools.parse_url(url)  # absolute-form or authority-form
+            raw_path, query = parsed.path or b"/", parsed.query or b""
+        path = raw_path.decode("ascii")
+        if b"%" in raw_path:
+            path = unquote(path)
+        root_path = self.state.config.root_path
+        if root_path:
+            path = root_path + path
+            raw_path = root_path.encode() + raw_path
+        scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": version,
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": method,
+            "root_path": root_path,
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": self.headers,
+            "state": self.state.app_state.copy(),
+            "extensions": {
+                "http.response.trailers": _TRAILERS_EXT,
+                "http.response.pathsend": _PATHSEND_EXT,
+            },
+        }
+        stream = HTTPStream(self, scope, method == "HEAD")
+        if self.access_log:
+            stream.start_time = perf_counter()
+        return stream
+
+    def on_body(self, body: bytes) -> None:
+        stream = self.reading
+        if stream is None:
+            return
+        self.body_size += len(body)
+        if self.body_size > self.state.config.limit_request_body:
+            self._fail_parse(413, "Request body too large")
+        if stream.feed_body(body) > self.state.config.request_body_buffer:
+            stream.paused = True
+            self._pause_reading()
+
+    def on_message_complete(self) -> None:
+        stream = self.reading
+        if stream is not None:
+            self.reading = None
+            stream.feed_end()
+        if self.pipeline:
+            self._pause_reading()
+
+    def _fail_parse(self, status: int, detail: str) -> NoReturn:
+        # Raising inside a callback makes httptools stop and raise
+        # HttpParserCallbackError; data_received then answers `pending_error`.
+        self.pending_error = RequestError(status, detail)
+        raise self.pending_error
+
+    # -- running exchanges ----------------------------------------------------
+
+    def _start(self, stream: HTTPStream) -> None:
+        stream.state = 0
+        stream.writing_paused = self.write_paused
+        state = self.state
+        limit = state.config.limit_concurrency
+        app = self.app
+        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
+            app = _service_unavailable
+        start_task(state, stream.run(app))
+
+    def _start_next(self) -> None:
+        if self.closing or self.current is not None or not self.pipeline:
+            return
+        stream = self.pipeline.popleft()
+        queued = cast(_Queued, stream.writer)  # set in on_headers_complete
+        stream.writer = self
+        self.current = stream
+        self.stream_keep_alive = queued.keep_alive
+        if not self.pipeline and not (stream.paused and stream.body):
+            self._resume_reading()
+        self._start(stream)
+
+    def _response_complete(self, stream: HTTPStream) -> None:
+        self.state.total_requests += 1
+        if self.access_log:
+            self._log_access(stream)
+        if self.current is stream:
+            self.current = None
+        if self.resp_close or self.closing:
+            self.closing = True
+            self.transport.close()
+            return
+        if self.pending_error is not None:
+            error, self.pending_error = self.pending_error, None
+            self._write_error(error)
+            return
+        if self.pipeline:
+            self.loop.call_soon(self._start_next)
+            return
+        if self.phase != HEAD:
+            self.phase = IDLE
+            self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
+        self._resume_reading()
+
+    def _log_access(self, stream: HTTPStream) -> None:
+        scope = stream.scope
+        query = scope["query_string"]
+        target = scope["raw_path"] + (b"?" + query if query else b"")
+        client = self.client
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d %.1fms',
+            f"{client[0]}:{client[1]}" if client else "-",
+            scope["method"],
+            target.decode("latin-1"),
+            scope["http_version"],
+            stream.status,
+            (perf_counter() - stream.start_time) * 1000.0,
+        )
+
+    # -- Writer interface (used by HTTPStream) --------------------------------
+
+    def write_head(
+        self,
+        stream: HTTPStream,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        more: bool,
+    ) -> int:
+        if self.closing:
+            return -1
+        parts = [STATUS_LINES[status]]
+        declared, flags = _serialise_headers(headers, parts)
+        if not self.stream_keep_alive or not stream.body_complete:
+            flags |= _F_CLOSE
+        flags = _frame(stream, parts, declared, flags, body, more)
+        parts.append(self.state.default_headers)
+        head = b"".join(parts)
+        _check_head(head, len(parts) - 1 + self.state.default_headers_lines)
+        chunked = flags & _F_CHUNKED
+        self.resp_close = bool(flags & _F_CLOSE)
+        self.resp_chunked = bool(chunked)
+        self.resp_no_body = stream.no_body
+        last = not more and not stream.trailers
+        if stream.no_body or not body:
+            self.transport.write(head + _CHUNKED_END if chunked and last else head)
+        elif chunked:
+            self._write_chunk(head, body, last)
+        elif len(body) > _JOIN_LIMIT:
+            self.transport.writelines((head, body))
+        else:
+            self.transport.write(head + body)
+        if last:
+            self._response_complete(stream)
+        return declared
+
+    def _write_chunk(self, head: bytes, data: bytes, last: bool) -> None:
+        size = b"%x\r\n" % len(data)
+        tail = b"\r\n0\r\n\r\n" if last else b"\r\n"
+        if len(data) > _JOIN_LIMIT:
+            self.transport.writelines((head + size, data, tail))
+        else:
+            self.transport.write(b"".join((head, size, data, tail)))
+
+    def write_body(self, stream: HTTPStream, data: bytes, more: bool) -> None:
+        if self.closing:
+            return
+        last = not more and not stream.trailers
+        if self.resp_no_body:
+            pass
+        elif self.resp_chunked:
+            if data:
+                self._write_chunk(b"", data, last)
+            elif last:
+                self.transport.write(_CHUNKED_END)
+        elif data:
+            self.transport.write(data)
+        if last:
+            self._response_complete(stream)
+
+    def write_trailers(self, stream: HTTPStream, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        if self.closing:
+            return
+        if self.resp_chunked:
+            parts = [b"0\r\n"]
+            for name, value in headers:
+                if name.lower() not in _FORBIDDEN_TRAILERS:
+                    parts.append(b"%s: %s\r\n" % (name, value))
+            parts.append(b"\r\n")
+            block = b"".join(parts)
+            _check_head(block, len(parts))
+            self.transport.write(block)
+        # With a Content-Length body (or no body) HTTP/1.1 has nowhere to put
+        # trailers; they are dropped, as RFC 9110 section 6.5 allows.
+        self._response_complete(stream)
+
+    def send_continue(self, stream: HTTPStream) -> None:
+        if stream is self.current and not self.closing:
+            self.transport.write(_CONTINUE)
+
+    def body_consumed(self, stream: HTTPStream) -> None:
+        if stream.paused:
+            stream.paused = False
+            if not self.pipeline or stream is self.reading:
+                self._resume_reading()
+
+    async def wait_writable(self) -> None:
+        while self.write_paused and not self.closing:
+            waiter = self.loop.create_future()
+            self.write_waiters.append(waiter)
+            await waiter
+
+    def abort(self, stream: HTTPStream) -> None:
+        self.closing = True
+        self.transport.abort()
+
+    def app_finished(self, stream: HTTPStream) -> None:
+        if stream is self.current and stream.state != DONE and not self.closing:
+            # The failure policy always completes or aborts; this is a guard.
+            self.closing = True
+            self.transport.close()
+
+    # -- flow control ---------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.reading_paused and not self.closing:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # -- errors, timeouts, shutdown -------------------------------------------
+
+    def _request_error(self, error: RequestError) -> None:
+        """Answer a request the parser or a limit rejected, then close."""
+        logger.info("Bad request from %s: %s", _peer(self.client), error.detail)
+        self._pause_reading()
+        self.keep_alive = False
+        current = self.current
+        if current is not None and current.state != DONE and current is not self.reading:
+            # Answer in order: the current response finishes first.
+            self.pending_error = error
+            self.stream_keep_alive = False
+            return
+        if current is not None and current.state not in (DONE, -1):
+            # The body of a running exchange broke a rule (413, bad chunk).
+            current.feed_disconnect()
+            if current.state != 0:  # its response has begun: cut it short
+                self.abort(current)
+                return
+        self._write_error(error)
+
+    def _write_error(self, error: RequestError) -> None:
+        body = error.detail.encode("utf-8")
+        head = b"".join(
+            (
+                STATUS_LINES[error.status],
+                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-length: %d\r\n" % len(body),
+                _CLOSE,
+                self.state.default_headers,
+            )
+        )
+        self.closing = True
+        self.transport.write(head + body)
+        self.transport.close()
+
+    def _upgrade_ignored(self) -> None:
+        # RFC 9110 section 7.8: a server may ignore Upgrade. The request was
+        # parsed in full and is answered as plain HTTP; llhttp stops parsing at
+        # an upgrade, so the connection ends after that answer.
+        self.keep_alive = False
+        self.stream_keep_alive = False
+        self._pause_reading()
+
+    def on_tick(self, now: float) -> None:
+        """Called about once a second by the server: enforce timeouts."""
+        if self.deadline and now >= self.deadline:
+            self.deadline = 0.0
+            if self.phase == HEAD:
+                self._request_error(RequestError(408, "Request header timeout"))
+            elif self.phase == IDLE:
+                self.closing = True
+                self.transport.close()
+
+    def shutdown(self) -> None:
+        """Stop after the exchange in flight; close now if idle."""
+        self.keep_alive = False
+        self.stream_keep_alive = False
+        current = self.current
+        if current is None or self.phase == IDLE:
+            self.closing = True
+            self.transport.close()
+            return
+        self.pipeline.clear()
+        if current.body_complete:
+            current.signal_shutdown()
+
+    def force_close(self) -> None:
+        """The shutdown timeout passed: drop the connection."""
+        self.closing = True
+        self.transport.abort()
+
+
+class _Queued:
+    """Stands in as the writer of a pipelined request until its turn comes."""
+
+    __slots__ = ("keep_alive",)
+
+    def __init__(self, keep_alive: bool) -> None:
+        self.keep_alive = keep_alive
+
+    def body_consumed(self, stream: HTTPStream) -> None:
+        pass
+
+
+_SPECIAL = frozenset((b"host", b"content-length", b"expect"))
+_FRAMING = frozenset((b"content-length", b"connection", b"transfer-encoding"))
+_FORBIDDEN_TRAILERS = frozenset(
+    (b"content-length", b"transfer-encoding", b"host", b"connection", b"trailer")
+)
+
+
+# Response framing flags.
+_F_CHUNKED = 1
+_F_CLOSE = 2
+_F_HAS_CONNECTION = 4
+
+
+def _serialise_headers(
+    headers: Iterable[tuple[bytes, bytes]], parts: list[bytes]
+) -> tuple[int, int]:
+    """Append the app's header lines to `parts`; return (content-length or -1, flags)."""
+    declared = -1
+    flags = 0
+    try:
+        for name, value in headers:
+            lname = name.lower()
+            if lname in _FRAMING:
+                if lname == b"content-length":
+                    declared = _content_length(value)
+                elif lname == b"connection":
+                    flags |= _F_HAS_CONNECTION
+                    if b"close" in value.lower():
+                        flags |= _F_CLOSE
+                else:  # transfer-encoding: we frame the chunks ourselves
+                    flags |= _F_CHUNKED
+            parts.append(b"%s: %s\r\n" % (name, value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(
+            f"'http.response.start' headers must be an iterable of (bytes, bytes) pairs: {exc}"
+        ) from None
+    return declared, flags
+
+
+def _frame(  # noqa: PLR0917 (hot path: positional on purpose)
+    stream: HTTPStream, parts: list[bytes], declared: int, flags: int, body: bytes, more: bool
+) -> int:
+    """Choose Content-Length, chunked or close-delimited framing (RFC 9112 section 6)."""
+    http10 = stream.scope["http_version"] == "1.0"
+    if stream.no_body:
+        flags &= ~_F_CHUNKED
+        if declared < 0 and body and not more and stream.head_only:
+            # HEAD: the app produced the GET body; announce its length.
+            parts.append(b"content-length: %d\r\n" % len(body))
+    elif declared >= 0:
+        if len(body) > declared or (not more and len(body) < declared):
+            raise InvalidMessage(content_length_mismatch(declared, len(body), more))
+    elif more or stream.trailers:
+        if http10:
+            flags |= _F_CLOSE  # the end of the body is the end of the connection
+        elif not flags & _F_CHUNKED:
+            parts.append(_CHUNKED)
+            flags |= _F_CHUNKED
+    else:
+        parts.append(b"content-length: %d\r\n" % len(body))
+    if not flags & _F_HAS_CONNECTION:
+        if flags & _F_CLOSE:
+            parts.append(_CLOSE)
+        elif http10:
+            parts.append(_KEEP_ALIVE)
+    return flags
+
+
+def _content_length(value: bytes) -> int:
+    length = int(value)
+    if length < 0 or not value.strip().isdigit():
+        raise ValueError(f"invalid content-length {value!r}")
+    return length
+
+
+def _check_head(head: bytes, lines: int) -> None:
+    # Each part of `head` ends with exactly one CRLF; more CRs or LFs mean a
+    # header name or value carried one (response splitting), which we refuse.
+    if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\0" in head:
+        raise InvalidMessage("response header names and values must not contain CR, LF or NUL")
+
+
+def _parser_detail(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"Invalid HTTP request: {text}"
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unix socket"
+
+
+def _addresses(
+    transport: asyncio.BaseTransport,
+) -> tuple[tuple[str, int | None] | None, tuple[str, int] | None]:
+    sockname: Any = transport.get_extra_info("sockname")
+    peername: Any = transport.get_extra_info("peername")
+    server: tuple[str, int | None] | None
+    if isinstance(sockname, tuple | list):
+        server = (str(sockname[0]), int(sockname[1]))
+    elif isinstance(sockname, str) and sockname:
+        server = (sockname, None)
+    else:
+        server = None
+    client = (str(peername[0]), int(peername[1])) if isinstance(peername, tuple | list) else None
+    return server, client
+
+
+async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
+    """Answers in place of the app when `--limit-concurrency` is reached."""
+    body = b"Service Unavailable"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,81 @@
+"""What all connections of one server share: settings, clocks, counters, tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from levante.server.config import Config
+
+
+class Connection(Protocol):
+    """What the server asks of every open connection, whatever its protocol."""
+
+    def on_tick(self, now: float) -> None: ...
+    def shutdown(self) -> None: ...
+    def force_close(self) -> None: ...
+
+
+class ServerState:
+    """Shared by the server and every connection it accepted."""
+
+    def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        #: The app's lifespan state; each request gets a shallow copy.
+        self.app_state: dict[str, Any] = {}
+        self.access_log = config.access_log
+        self.shutting_down = False
+        self.total_requests = 0
+        self.drained = asyncio.Event()
+        #: `loop.time()` at the last tick (one-second resolution, for timeouts).
+        self.now = loop.time()
+        #: `server` and `date` header lines and the blank line ending a head.
+        self.default_headers = b"\r\n"
+        self.default_headers_lines = 1
+        self.refresh_headers()
+
+    def refresh_headers(self) -> None:
+        """Rebuild the `date` header; the server calls this once a second."""
+        lines = []
+        if self.config.server_header:
+            lines.append(b"server: levante\r\n")
+        if self.config.date_header:
+            lines.append(b"date: %s\r\n" % formatdate(usegmt=True).encode("ascii"))
+        lines.append(b"\r\n")
+        self.default_headers = b"".join(lines)
+        self.default_headers_lines = len(lines)
+
+    def check_drained(self) -> None:
+        if self.shutting_down and not self.connections and not self.tasks:
+            self.drained.set()
+
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self.shutting_down:
+            self.check_drained()
+
+
+if sys.version_info >= (3, 12):
+
+    def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an app call as a task; on 3.12+ it starts at once (eager), and a
+        call that finishes without waiting never goes through the scheduler."""
+        task = asyncio.Task(coro, loop=state.loop, eager_start=True)
+        if not task.done():
+            state.tasks.add(task)
+            task.add_done_callback(state.task_done)
+
+else:
+
+    def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an app call as a task (3.11 has no eager start)."""
+        task = state.loop.create_task(coro)
+        state.tasks.add(task)
+        task.add_done_callback(state.task_done)

@@ -1,0 +1,396 @@
+"""The ASGI HTTP bridge: one request, whatever HTTP version carried it.
+
+A protocol (HTTP/1.1 now, HTTP/2 and HTTP/3 later) parses bytes and calls
+`feed_body`, `feed_end` and `feed_disconnect`; the app calls `receive` and
+`send`. `HTTPStream` owns the ASGI contract between the two: message order, the
+request body buffer and its flow control, the response state machine, and the
+failure policy (what to answer when the app raises or misbehaves). It writes
+through the small `Writer` interface, so the wire format stays in the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from levante.asgi import ASGIApp, Message
+from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
+
+logger = logging.getLogger("levante.error")
+
+# Response states. Plain ints: the checks sit on the hot path.
+NEW = 0  # no response message yet
+STARTED = 1  # http.response.start received, held until the first body message
+BODY = 2  # head written, body streaming
+TRAILERS = 3  # body complete, trailers announced and not yet sent
+DONE = 4  # response complete
+
+_STATE_NAMES = ("not started", "started", "streaming its body", "awaiting trailers", "complete")
+
+#: Bytes read from a file per write for `http.response.pathsend`.
+PATHSEND_CHUNK = 256 * 1024
+
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_EMPTY_BODY = b""
+
+
+class Writer(Protocol):
+    """What a protocol offers a stream to put its response on the wire."""
+
+    def write_head(
+        self,
+        stream: HTTPStream,
+        status: int,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        more: bool,
+    ) -> int:
+        """Write the response head and the first body bytes; return the declared length or -1."""
+
+    def write_body(self, stream: HTTPStream, data: bytes, more: bool) -> None:
+        """Write more body bytes; ``more=False`` ends the body."""
+
+    def write_trailers(self, stream: HTTPStream, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Write the trailer fields, completing the response."""
+
+    def send_continue(self, stream: HTTPStream) -> None:
+        """Answer ``Expect: 100-continue``: the app is about to read the body."""
+
+    def body_consumed(self, stream: HTTPStream) -> None:
+        """The app took the buffered body: reading may resume."""
+
+    async def wait_writable(self) -> None:
+        """Return when the peer is reading again (the transport resumed writing)."""
+
+    def abort(self, stream: HTTPStream) -> None:
+        """Cut the response short: the peer must see it as incomplete."""
+
+    def app_finished(self, stream: HTTPStream) -> None:
+        """The app call for this stream has returned or raised."""
+
+
+class HTTPStream:
+    """One HTTP request/response exchange, seen from the app as ASGI ``receive``/``send``."""
+
+    __slots__ = (
+        "body",
+        "body_complete",
+        "declared_length",
+        "disconnected",
+        "expect_continue",
+        "head_only",
+        "held_headers",
+        "no_body",
+        "paused",
+        "request_delivered",
+        "scope",
+        "sent_length",
+        "shutdown_signalled",
+        "start_time",
+        "state",
+        "status",
+        "trailers",
+        "waiter",
+        "writer",
+        "writing_paused",
+    )
+
+    def __init__(self, writer: Writer, scope: dict[str, Any], head_only: bool) -> None:
+        self.writer = writer
+        self.scope = scope
+        self.head_only = head_only
+        self.body: list[bytes] = []
+        self.body_complete = False
+        self.request_delivered = False
+        self.expect_continue = False
+        self.disconnected = False
+        self.shutdown_signalled = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.state = NEW
+        self.status = 0
+        self.held_headers: Iterable[tuple[bytes, bytes]] = ()
+        self.trailers = False
+        self.no_body = False
+        self.declared_length = -1
+        self.sent_length = 0
+        self.start_time = 0.0
+        self.paused = False
+        self.writing_paused = False
+
+    # -- events from the protocol ------------------------------------------
+
+    def feed_body(self, data: bytes) -> int:
+        """Buffer request body bytes for the app; return how many are buffered."""
+        self.expect_continue = False
+        if self.state == DONE or self.disconnected:
+            return 0  # nobody will read it: drop instead of growing the buffer
+        self.body.append(data)
+        self._wake()
+        return sum(map(len, self.body)) if len(self.body) > 1 else len(data)
+
+    def feed_end(self) -> None:
+        self.body_complete = True
+        self._wake()
+
+    def feed_disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def signal_shutdown(self) -> None:
+        """The server is stopping: an app waiting for the client to leave is told it has."""
+        self.shutdown_signalled = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- ASGI receive -----------------------------------------------------
+
+    async def receive(self) -> Message:
+        while True:
+            if self.body:
+                body = self.body
+                data = body[0] if len(body) == 1 else b"".join(body)
+                self.body = []
+                self.writer.body_consumed(self)
+                more = not self.body_complete
+                self.request_delivered = not more
+                return {"type": "http.request", "body": data, "more_body": more}
+            if self.disconnected or self.state == DONE:
+                return _DISCONNECT
+            if self.body_complete:
+                if not self.request_delivered:
+                    self.request_delivered = True
+                    return {"type": "http.request", "body": _EMPTY_BODY, "more_body": False}
+                if self.shutdown_signalled:
+                    return _DISCONNECT
+            elif self.expect_continue:
+                self.expect_continue = False
+                if self.state == NEW:
+                    self.writer.send_continue(self)
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiter = waiter
+            await waiter
+
+    # -- ASGI send ----------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise InvalidMessage(
+                f"send() takes a dict with a 'type' key, got {message!r}"
+            ) from None
+        if self.disconnected:
+            raise ClientDisconnected(
+                f"the client disconnected; {kind!r} was not sent. Stop producing the response."
+            )
+        if kind == "http.response.body":
+            self._send_body(message)
+            if self.writing_paused:
+                await self.writer.wait_writable()
+        elif kind == "http.response.start":
+            self._start(message)
+        elif kind == "http.response.trailers":
+            self._send_trailers(message)
+        elif kind == "http.response.pathsend":
+            await self._pathsend(message)
+        else:
+            raise UnexpectedMessage(
+                f"unknown message type {kind!r} for an HTTP request; expected "
+                "'http.response.start', 'http.response.body', 'http.response.trailers' "
+                "or 'http.response.pathsend'"
+            )
+
+    def _start(self, message: Message) -> None:
+        if self.state != NEW:
+            raise UnexpectedMessage(
+                "'http.response.start' sent twice: the response is already "
+                f"{_STATE_NAMES[self.state]}. Send it once, then 'http.response.body'."
+            )
+        status = message.get("status")
+        if type(status) is not int or not 100 <= status <= 999:
+            raise InvalidMessage(
+                f"'http.response.start' needs an int 'status' from 100 to 999, got {status!r}"
+            )
+        headers = message.get("headers", ())
+        if headers is None:
+            headers = ()
+        self.status = status
+        self.held_headers = headers
+        self.trailers = bool(message.get("trailers", False))
+        self.no_body = self.head_only or status < 200 or status in (204, 304)
+        self.state = STARTED
+
+    def _send_body(self, message: Message) -> None:
+        body = message.get("body", _EMPTY_BODY)
+        if type(body) is not bytes:
+            body = _check_bytes(body)
+        more = bool(message.get("more_body", False))
+        state = self.state
+        if state == STARTED:
+            # The writer checks the first body against the Content-Length it finds
+            # while serialising the head, before anything is written.
+            self.declared_length = self.writer.write_head(
+                self, self.status, self.held_headers, body, more
+            )
+            self.sent_length = len(body)
+        elif state == BODY:
+            if self.declared_length >= 0 and not self.no_body:
+                self._count(len(body), more)
+            self.writer.write_body(self, body, more)
+        else:
+            raise UnexpectedMessage(_body_misuse(state))
+        self.state = BODY if more else (TRAILERS if self.trailers else DONE)
+
+    def _count(self, size: int, more: bool) -> None:
+        declared = self.declared_length
+        sent = self.sent_length + size
+        if sent > declared or (not more and sent < declared):
+            raise InvalidMessage(content_length_mismatch(declared, sent, more))
+        self.sent_length = sent
+
+    def _send_trailers(self, message: Message) -> None:
+        if self.state != TRAILERS:
+            if self.state in (STARTED, BODY) and self.trailers:
+                raise UnexpectedMessage(
+                    "'http.response.trailers' sent before the body ended: "
+                    "send 'http.response.body' with more_body=False first"
+                )
+            raise UnexpectedMessage(
+                "'http.response.trailers' needs 'trailers': True in 'http.response.start' "
+                f"and a finished body; the response is {_STATE_NAMES[self.state]}"
+            )
+        if message.get("more_trailers", False):
+            raise UnexpectedMessage(
+                "'more_trailers': True is not supported; send all trailers in one message"
+            )
+        self.state = DONE
+        self.writer.write_trailers(self, message.get("headers", ()))
+
+    async def _pathsend(self, message: Message) -> None:
+        if self.state != STARTED:
+            raise UnexpectedMessage(
+                "'http.response.pathsend' must follow 'http.response.start' directly; "
+                f"the response is {_STATE_NAMES[self.state]}"
+            )
+        path = message.get("path")
+        if not isinstance(path, str) or not os.path.isabs(path):
+            raise InvalidMessage(
+                f"'http.response.pathsend' needs an absolute 'path' str, got {path!r}"
+            )
+        loop = asyncio.get_running_loop()
+        file = await loop.run_in_executor(None, open, path, "rb")
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            if not _has_header(self.held_headers, b"content-length"):
+                length = str(size).encode("latin-1")
+                self.held_headers = [*self.held_headers, (b"content-length", length)]
+            if self.no_body:
+                self._send_body({"body": b"", "more_body": False})
+                return
+            chunk = await loop.run_in_executor(None, file.read, PATHSEND_CHUNK)
+            remaining = size - len(chunk)
+            while True:
+                self._send_body({"body": chunk, "more_body": remaining > 0})
+                if remaining <= 0:
+                    return
+                if self.writing_paused:
+                    await self.writer.wait_writable()
+                if self.disconnected:
+                    raise ClientDisconnected("the client disconnected during pathsend")
+                chunk = await loop.run_in_executor(None, file.read, PATHSEND_CHUNK)
+                if not chunk:
+                    raise InvalidMessage(f"{path} shrank while it was being sent")
+                remaining -= len(chunk)
+
+    # -- running the app: the failure policy ------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        """Call the app, then apply the failure policy to whatever it left undone."""
+        try:
+            result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
+        except Exception as exc:
+            self._app_raised(exc)
+        else:
+            if result is not None:
+                logger.warning("ASGI callable returned a value (%r); it is ignored", result)
+            if self.state != DONE:
+                self._app_returned_early()
+        finally:
+            self.writer.app_finished(self)
+
+    def _app_raised(self, exc: Exception) -> None:
+        if self.disconnected:
+            logger.debug("ASGI callable raised after the client left: %r", exc)
+            return
+        logger.error("Exception in ASGI application", exc_info=exc)
+        self._fail()
+
+    def _app_returned_early(self) -> None:
+        if self.disconnected:
+            return
+        if self.state in (NEW, STARTED):
+            logger.error("ASGI callable returned without sending a response")
+        else:
+            logger.error("ASGI callable returned without completing the response")
+        self._fail()
+
+    def _fail(self) -> None:
+        if self.state in (NEW, STARTED):
+            self.status = 500
+            self.no_body = self.head_only
+            self.trailers = False
+            self.state = DONE
+            self.writer.write_head(self, 500, _ERROR_HEADERS, b"Internal Server Error", False)
+        elif self.state != DONE:
+            self.state = DONE
+            self.writer.abort(self)
+
+
+_ERROR_HEADERS = (
+    (b"content-type", b"text/plain; charset=utf-8"),
+    (b"connection", b"close"),
+)
+
+
+def _check_bytes(body: object) -> bytes:
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    raise InvalidMessage(
+        f"'http.response.body' needs 'body' as bytes, got {type(body).__name__}"
+        + (": encode it first, e.g. body.encode()" if isinstance(body, str) else "")
+    )
+
+
+def _body_misuse(state: int) -> str:
+    if state == NEW:
+        return (
+            "'http.response.body' sent before 'http.response.start': "
+            "send the status and headers first"
+        )
+    return (
+        f"'http.response.body' sent after the response was {_STATE_NAMES[state]}: "
+        "nothing may follow a body message with more_body=False"
+    )
+
+
+def content_length_mismatch(declared: int, sent: int, more: bool) -> str:
+    """The message for a body that does not match its Content-Length header."""
+    if sent > declared:
+        return f"the response body is longer than its Content-Length ({declared} bytes)"
+    return (
+        f"the response body ended after {sent} bytes, "
+        f"short of its Content-Length ({declared} bytes)"
+    )
+
+
+def _has_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(key.lower() == name for key, _ in headers)
