@@ -80,13 +80,14 @@ def start_server(app: Any, **settings: Any) -> Running:
             task = asyncio.ensure_future(server.serve())
             waiter = asyncio.ensure_future(server.started.wait())
             await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
-            started.set()
+            if not task.done():
+                started.set()
             await task
 
         try:
             loop.run_until_complete(serve())
         except BaseException as exc:
-            errors.append(exc)
+            errors.append(exc)  # recorded before `started` is set, so start() sees it
             started.set()
         finally:
             loop.close()

@@ -37,6 +37,6 @@ def test_keep_alive_serves_several_requests_on_one_connection(serve: Any) -> Non
     with connect(server.port) as sock:
         for _ in range(3):
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, headers, body = read_response(sock)
+            status, _headers, body = read_response(sock)
             assert status == b"HTTP/1.1 200 OK"
             assert body == b"hello"

@@ -18,10 +18,13 @@ def import_from_string(target: str) -> Any:
         )
     try:
         module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+    except ImportError as exc:
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        if missing is not None and (
+            module_name == missing or module_name.startswith(missing + ".")
+        ):
             raise AppImportError(
-                f"Could not import module {module_name!r} (module {exc.name!r} not found; "
+                f"Could not import module {module_name!r} (module {missing!r} not found; "
                 f"is --app-dir right? sys.path[0] is {sys.path[0]!r})"
             ) from None
         raise AppImportError(f"Error while importing module {module_name!r}: {exc}") from exc

@@ -39,7 +39,8 @@ _METHODS = {
     m.encode(): m
     for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 }
-_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+# RFC 9110 section 2.5: a higher minor version of HTTP/1 is served as 1.1.
+_VERSIONS = {"1.1": "1.1", "1.0": "1.0", **{f"1.{n}": "1.1" for n in range(2, 10)}}
 
 
 def _status_line(status: int) -> bytes:
@@ -70,6 +71,7 @@ class HTTP1Protocol(asyncio.Protocol):
     __slots__ = (
         "access_log",
         "app",
+        "began",
         "body_size",
         "client",
         "closing",
@@ -107,6 +109,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.app = app
         self.loop = state.loop
         self.parser = httptools.HttpRequestParser(self)
+        # Versions are checked in on_headers_complete (HTTP/1.2+ served as 1.1, others 505).
+        self.parser.set_dangerous_leniencies(lenient_version=True)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.access_log = state.access_log
         self.current: HTTPStream | None = None  # the exchange being answered
@@ -120,6 +124,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.expect_continue = False
         self.content_length = -1
         self.body_size = 0
+        self.began = False
         self.phase = IDLE
         self.deadline = 0.0
         self.keep_alive = True
@@ -157,6 +162,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 stream.feed_disconnect()
         self.pipeline.clear()
         self._release_writers()
+        self.state.check_drained()
 
     def eof_received(self) -> bool | None:
         # A half-closed client gets no answer it could read reliably; like
@@ -182,7 +188,8 @@ class HTTP1Protocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        head_pending = self.phase == HEAD
+        self.began = False
+        error: RequestError | None = None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -190,18 +197,29 @@ class HTTP1Protocol(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             error = self.pending_error or RequestError(400, _parser_detail(exc))
             self.pending_error = None
-            self._request_error(error)
-            return
-        if self.phase == HEAD and head_pending:
-            # The head spans reads; httptools buffers partial fields itself, so
-            # bound what a never-ending header line can make it hold.
-            self.head_pending += len(data)
-            if self.head_pending > self.state.config.limit_request_head:
-                self._request_error(RequestError(431, "Request header fields too large"))
-                return
         current = self.current
         if current is not None and current.state == -1:
-            self._start(current)
+            self._start(current)  # a request parsed before any error is still answered
+        if error is not None:
+            self._request_error(error)
+        elif self.phase == HEAD:
+            self._check_partial_head(data)
+
+    def _check_partial_head(self, data: bytes) -> None:
+        # The head is incomplete at the end of this read. httptools holds the
+        # unfinished line itself, so measure it: the bytes after the last LF
+        # (or, with none, this read added to what earlier reads left).
+        newline = data.rfind(b"\n")
+        if newline >= 0:
+            self.head_pending = len(data) - newline - 1
+        elif not self.began:
+            self.head_pending += len(data)
+        config = self.state.config
+        if (
+            self.head_pending > config.limit_request_field_size
+            or self.head_size + self.head_pending > config.limit_request_head
+        ):
+            self._request_error(RequestError(431, "Request header fields too large"))
 
     # -- parser callbacks ---------------------------------------------------
 
@@ -215,6 +233,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.content_length = -1
         self.body_size = 0
         self.phase = HEAD
+        self.began = True
         self.deadline = self.state.now + self.state.config.timeout_request_header + 1.0
 
     def on_url(self, url: bytes) -> None:
@@ -245,11 +264,22 @@ class HTTP1Protocol(asyncio.Protocol):
             self.host_count += 1
         elif name == b"content-length":
             self.content_length = int(value)  # llhttp has checked the digits
+        elif name == b"transfer-encoding":
+            self._transfer_encoding(value)
         elif name == b"expect":
             if value.lower() == b"100-continue":
                 self.expect_continue = True
             else:
                 self._fail_parse(417, "Only 'Expect: 100-continue' is supported")
+
+    def _transfer_encoding(self, value: bytes) -> None:
+        codings = [c.strip() for c in value.lower().split(b",")]
+        if codings.count(b"chunked") != 1 or codings[-1] != b"chunked":
+            # RFC 9112 section 6.3: chunked must be the final coding, once.
+            self._fail_parse(400, "Invalid Transfer-Encoding")
+        if codings != [b"chunked"]:
+            # RFC 9112 section 6.1: a coding the server does not understand -> 501.
+            self._fail_parse(501, "Only 'Transfer-Encoding: chunked' is implemented")
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -376,13 +406,13 @@ class HTTP1Protocol(asyncio.Protocol):
             self._log_access(stream)
         if self.current is stream:
             self.current = None
+        if self.pending_error is not None and not self.closing:
+            error, self.pending_error = self.pending_error, None
+            self._write_error(error)
+            return
         if self.resp_close or self.closing:
             self.closing = True
             self.transport.close()
-            return
-        if self.pending_error is not None:
-            error, self.pending_error = self.pending_error, None
-            self._write_error(error)
             return
         if self.pipeline:
             self.loop.call_soon(self._start_next)
@@ -526,6 +556,15 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def _request_error(self, error: RequestError) -> None:
         """Answer a request the parser or a limit rejected, then close."""
+        if self.closing:
+            return
+        current = self.current
+        if current is not None and not self.stream_keep_alive and current is not self.reading:
+            # Bytes after a request that ends the connection (RFC 9112 section
+            # 9.6) are not processed: answer that request, then close.
+            self._pause_reading()
+            self.keep_alive = False
+            return
         logger.info("Bad request from %s: %s", _peer(self.client), error.detail)
         self._pause_reading()
         self.keep_alive = False
@@ -607,7 +646,7 @@ class _Queued:
         pass
 
 
-_SPECIAL = frozenset((b"host", b"content-length", b"expect"))
+_SPECIAL = frozenset((b"host", b"content-length", b"expect", b"transfer-encoding"))
 _FRAMING = frozenset((b"content-length", b"connection", b"transfer-encoding"))
 _FORBIDDEN_TRAILERS = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"trailer")

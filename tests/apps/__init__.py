@@ -1,0 +1,1 @@
+"""Small ASGI apps and helpers for the CLI, lifespan and shutdown tests."""
