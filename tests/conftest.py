@@ -226,3 +226,20 @@ def wait_for_port(proc: subprocess.Popen[str], timeout: float = 15.0) -> tuple[i
         if "Levante running on" in line:
             return int(line.rsplit(":", 1)[1].split()[0]), lines
     raise AssertionError("no 'running on' line:\n" + "".join(lines))
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[..., Any]]:
+    """``start(*args, env=...)`` runs ``python -m levante ARGS``; stopped at the end."""
+    from tests.apps.proc import Child
+
+    children: list[Child] = []
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Child:
+        child = Child(spawn(*args, env=env))
+        children.append(child)
+        return child
+
+    yield run
+    for child in children:
+        child.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +14,8 @@ import pytest
 
 from levante.server import Config, LifespanFailure, Server
 from tests.apps.proc import Child
-from tests.conftest import spawn
 
 Start = Callable[..., Child]
-
-
-@pytest.fixture
-def start() -> Iterator[Start]:
-    """``start(*args, env=...)`` runs ``python -m levante ARGS``; stopped at the end."""
-    children: list[Child] = []
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Child:
-        child = Child(spawn(*args, env=env))
-        children.append(child)
-        return child
-
-    yield run
-    for child in children:
-        child.stop()
 
 
 # -- as a child process: exit codes and logs --------------------------------------

@@ -11,36 +11,19 @@ import asyncio
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.apps.proc import Child
 from tests.apps.slow import STARTED
-from tests.conftest import Running, connect, read_response, spawn, wait_for
+from tests.conftest import Running, connect, read_response, wait_for
 
 Start = Callable[..., Child]
 
 GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 #: The log line of a shutdown that waits for requests in flight.
 DRAINING = "request(s) to finish"
-
-
-@pytest.fixture
-def start() -> Iterator[Start]:
-    """``start(*args, env=...)`` runs ``python -m levante ARGS``; stopped at the end."""
-    children: list[Child] = []
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Child:
-        child = Child(spawn(*args, env=env))
-        children.append(child)
-        return child
-
-    yield run
-    for child in children:
-        child.stop()
 
 
 def read_to_eof(sock: socket.socket, timeout: float = 10.0) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Coroutine
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,20 +61,13 @@ class ServerState:
             self.check_drained()
 
 
-if sys.version_info >= (3, 12):
+def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:
+    """Run an app call as a task the server tracks until it ends.
 
-    def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:
-        """Run an app call as a task; on 3.12+ it starts at once (eager), and a
-        call that finishes without waiting never goes through the scheduler."""
-        task = asyncio.Task(coro, loop=state.loop, eager_start=True)
-        if not task.done():
-            state.tasks.add(task)
-            task.add_done_callback(state.task_done)
-
-else:
-
-    def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:
-        """Run an app call as a task (3.11 has no eager start)."""
-        task = state.loop.create_task(coro)
-        state.tasks.add(task)
-        task.add_done_callback(state.task_done)
+    CPython 3.12's eager task start was measured here and left out: with uvloop
+    0.23 it served fewer requests per second than a plain task (median ratios to
+    uvicorn, same run: plaintext 1.36 eager vs 1.41 plain, json 1.14 vs 1.32).
+    """
+    task = state.loop.create_task(coro)
+    state.tasks.add(task)
+    task.add_done_callback(state.task_done)

@@ -116,14 +116,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.current: HTTPStream | None = None  # the exchange being answered
         self.reading: HTTPStream | None = None  # the exchange whose body is arriving
         self.pipeline: deque[HTTPStream] = deque()
-        self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_size = 0
-        self.head_pending = 0
-        self.host_count = 0
-        self.expect_continue = False
-        self.content_length = -1
-        self.body_size = 0
+        self._reset_head()
         self.began = False
         self.phase = IDLE
         self.deadline = 0.0
@@ -223,7 +217,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     # -- parser callbacks ---------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def _reset_head(self) -> None:
         self.url = b""
         self.headers = []
         self.head_size = 0
@@ -232,6 +226,9 @@ class HTTP1Protocol(asyncio.Protocol):
         self.expect_continue = False
         self.content_length = -1
         self.body_size = 0
+
+    def on_message_begin(self) -> None:
+        self._reset_head()
         self.phase = HEAD
         self.began = True
         self.deadline = self.state.now + self.state.config.timeout_request_header + 1.0
