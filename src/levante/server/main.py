@@ -51,6 +51,7 @@ class Server:
         """Serve until told to stop; raises `LifespanFailure` if startup fails."""
         loop = asyncio.get_running_loop()
         app = self.app if self.app is not None else load_app(self.config.app, self.config.factory)
+        logger.info("Started server process [%d]", os.getpid())
         state = self.state = ServerState(self.config, loop)
         lifespan = Lifespan(app, self.config.lifespan, state.app_state)
         await lifespan.startup()
@@ -66,6 +67,7 @@ class Server:
         finally:
             await self._shutdown(state)
             await lifespan.shutdown()
+            logger.info("Finished server process [%d]", os.getpid())
 
     async def _listen(self, state: ServerState, app: ASGIApp) -> None:
         config = self.config
