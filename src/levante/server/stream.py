@@ -78,6 +78,7 @@ class HTTPStream:
     __slots__ = (
         "body",
         "body_complete",
+        "buffered",
         "declared_length",
         "disconnected",
         "expect_continue",
@@ -93,7 +94,7 @@ class HTTPStream:
         "state",
         "status",
         "trailers",
-        "waiter",
+        "waiters",
         "writer",
         "writing_paused",
     )
@@ -108,7 +109,10 @@ class HTTPStream:
         self.expect_continue = False
         self.disconnected = False
         self.shutdown_signalled = False
-        self.waiter: asyncio.Future[None] | None = None
+        # One future per task blocked in receive(): apps may receive from two
+        # tasks at once (a reader and a disconnect watcher), and each must wake.
+        self.waiters: list[asyncio.Future[None]] | None = None
+        self.buffered = 0
         self.state = NEW
         self.status = 0
         self.held_headers: Iterable[tuple[bytes, bytes]] = ()
@@ -128,8 +132,10 @@ class HTTPStream:
         if self.state == DONE or self.disconnected:
             return 0  # nobody will read it: drop instead of growing the buffer
         self.body.append(data)
-        self._wake()
-        return sum(map(len, self.body)) if len(self.body) > 1 else len(data)
+        self.buffered += len(data)
+        if self.waiters is not None:
+            self._wake()
+        return self.buffered
 
     def feed_end(self) -> None:
         self.body_complete = True
@@ -145,11 +151,12 @@ class HTTPStream:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        waiters = self.waiters
+        if waiters is not None:
+            self.waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     # -- ASGI receive -----------------------------------------------------
 
@@ -159,6 +166,7 @@ class HTTPStream:
                 body = self.body
                 data = body[0] if len(body) == 1 else b"".join(body)
                 self.body = []
+                self.buffered = 0
                 self.writer.body_consumed(self)
                 more = not self.body_complete
                 self.request_delivered = not more
@@ -176,7 +184,10 @@ class HTTPStream:
                 if self.state == NEW:
                     self.writer.send_continue(self)
             waiter = asyncio.get_running_loop().create_future()
-            self.waiter = waiter
+            if self.waiters is None:
+                self.waiters = [waiter]
+            else:
+                self.waiters.append(waiter)
             await waiter
 
     # -- ASGI send ----------------------------------------------------------
@@ -216,9 +227,14 @@ class HTTPStream:
                 f"{_STATE_NAMES[self.state]}. Send it once, then 'http.response.body'."
             )
         status = message.get("status")
-        if type(status) is not int or not 100 <= status <= 999:
+        if type(status) is not int or not 200 <= status <= 999:
             raise InvalidMessage(
-                f"'http.response.start' needs an int 'status' from 100 to 999, got {status!r}"
+                f"'http.response.start' needs an int 'status' from 200 to 999, got {status!r}"
+                + (
+                    ": a 1xx status cannot be the final response"
+                    if type(status) is int and 100 <= status < 200
+                    else ""
+                )
             )
         headers = message.get("headers", ())
         if headers is None:
@@ -226,7 +242,7 @@ class HTTPStream:
         self.status = status
         self.held_headers = headers
         self.trailers = bool(message.get("trailers", False))
-        self.no_body = self.head_only or status < 200 or status in (204, 304)
+        self.no_body = self.head_only or status in (204, 304)
         self.state = STARTED
 
     def _send_body(self, message: Message) -> None:
@@ -272,8 +288,10 @@ class HTTPStream:
             raise UnexpectedMessage(
                 "'more_trailers': True is not supported; send all trailers in one message"
             )
-        self.state = DONE
+        # DONE only once the writer accepted them: invalid trailers leave the
+        # response in TRAILERS, and the failure policy aborts it.
         self.writer.write_trailers(self, message.get("headers", ()))
+        self.state = DONE
 
     async def _pathsend(self, message: Message) -> None:
         if self.state != STARTED:

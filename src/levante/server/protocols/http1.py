@@ -73,6 +73,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "app",
         "began",
         "body_size",
+        "chunked",
         "client",
         "closing",
         "content_length",
@@ -89,6 +90,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "pending_error",
         "phase",
         "pipeline",
+        "progress",
         "reading",
         "reading_paused",
         "resp_chunked",
@@ -96,9 +98,12 @@ class HTTP1Protocol(asyncio.Protocol):
         "resp_no_body",
         "scheme",
         "server",
+        "stalled",
         "state",
         "stream_keep_alive",
         "transport",
+        "upgrade_remaining",
+        "upgraded",
         "url",
         "write_paused",
         "write_waiters",
@@ -119,6 +124,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self._reset_head()
         self.began = False
+        self.progress = False
+        self.stalled = 0
+        self.upgraded = False
+        self.upgrade_remaining = 0
         self.phase = IDLE
         self.deadline = 0.0
         self.keep_alive = True
@@ -171,9 +180,16 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.current is not None:
-            self.current.writing_paused = False
+        current = self.current
+        if current is not None:
+            current.writing_paused = False
         self._release_writers()
+        if current is None and not self.closing:
+            # Between exchanges, the next one waited for the client to read.
+            if self.pipeline:
+                self.loop.call_soon(self._start_next)
+            else:
+                self._resume_reading()
 
     def _release_writers(self) -> None:
         waiters, self.write_waiters = self.write_waiters, []
@@ -182,12 +198,16 @@ class HTTP1Protocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.upgraded:
+            self._upgrade_body(data)
+            return
         self.began = False
+        self.progress = False
         error: RequestError | None = None
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._upgrade_ignored()
+        except httptools.HttpParserUpgrade as exc:
+            self._upgrade_ignored(data[exc.args[0] :] if exc.args else b"")
         except httptools.HttpParserError as exc:
             error = self.pending_error or RequestError(400, _parser_detail(exc))
             self.pending_error = None
@@ -198,6 +218,19 @@ class HTTP1Protocol(asyncio.Protocol):
             self._request_error(error)
         elif self.phase == HEAD:
             self._check_partial_head(data)
+        elif self.reading is not None:
+            self._check_stall(data)
+
+    def _check_stall(self, data: bytes) -> None:
+        # A body is being read but this read produced no body bytes: it was
+        # chunk framing or trailer fields, which httptools buffers while a line
+        # is unfinished. Bound that like a request head.
+        if self.progress:
+            self.stalled = 0
+            return
+        self.stalled += len(data)
+        if self.stalled > self.state.config.limit_request_head:
+            self._request_error(RequestError(431, "Request trailer fields too large"))
 
     def _check_partial_head(self, data: bytes) -> None:
         # The head is incomplete at the end of this read. httptools holds the
@@ -225,6 +258,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.host_count = 0
         self.expect_continue = False
         self.content_length = -1
+        self.chunked = False
         self.body_size = 0
 
     def on_message_begin(self) -> None:
@@ -239,10 +273,18 @@ class HTTP1Protocol(asyncio.Protocol):
             self._fail_parse(414, "Request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.phase != HEAD:
-            return  # a chunked body's trailer fields: ASGI has no request trailers
         config = self.state.config
         size = len(name) + len(value)
+        if self.phase != HEAD:
+            # A chunked body's trailer fields: ASGI has no request trailers, so
+            # they are only measured against the same limits as the head.
+            self.head_size += size
+            if (
+                size > config.limit_request_field_size
+                or self.head_size > 2 * config.limit_request_head
+            ):
+                self._fail_parse(431, "Request trailer fields too large")
+            return
         self.head_size += size
         headers = self.headers
         if (
@@ -270,6 +312,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._fail_parse(417, "Only 'Expect: 100-continue' is supported")
 
     def _transfer_encoding(self, value: bytes) -> None:
+        self.chunked = True
         codings = [c.strip() for c in value.lower().split(b",")]
         if codings.count(b"chunked") != 1 or codings[-1] != b"chunked":
             # RFC 9112 section 6.3: chunked must be the final coding, once.
@@ -296,6 +339,8 @@ class HTTP1Protocol(asyncio.Protocol):
         stream = self._new_stream(method_str, version)
         stream.expect_continue = self.expect_continue and version == "1.1"
         keep_alive = parser.should_keep_alive() and self.keep_alive
+        if parser.should_upgrade():
+            keep_alive = self._upgrade_request()
         self.reading = stream
         if self.current is None:
             self.current = stream
@@ -306,13 +351,22 @@ class HTTP1Protocol(asyncio.Protocol):
             self.pipeline.append(stream)
             self._pause_reading()
 
+    def _upgrade_request(self) -> bool:
+        # llhttp stops at a request carrying Upgrade (or CONNECT) and skips its
+        # body; nothing is upgraded yet, so the body is read here (see
+        # _upgrade_body) and the connection ends after the answer.
+        if self.chunked:
+            self._fail_parse(501, "A chunked body with Upgrade is not supported")
+        self.upgrade_remaining = max(self.content_length, 0)
+        return False
+
     def _new_stream(self, method: str, version: str) -> HTTPStream:
         url = self.url
+        if b"#" in url:
+            url = url.partition(b"#")[0]  # a fragment is not part of the target
         if url[:1] == b"/":
             raw_path, _, query = url.partition(b"?")
-            if b"#" in query:
-                query = query.partition(b"#")[0]
-        elif url == b"*":
+        elif url == b"*" or method == "CONNECT":
             raw_path, query = url, b""
         else:
             parsed = httptools.parse_url(url)  # absolute-form or authority-form
@@ -352,6 +406,7 @@ class HTTP1Protocol(asyncio.Protocol):
         stream = self.reading
         if stream is None:
             return
+        self.progress = True
         self.body_size += len(body)
         if self.body_size > self.state.config.limit_request_body:
             self._fail_parse(413, "Request body too large")
@@ -360,6 +415,9 @@ class HTTP1Protocol(asyncio.Protocol):
             self._pause_reading()
 
     def on_message_complete(self) -> None:
+        self.progress = True
+        if self.upgrade_remaining:
+            return  # the body follows the upgrade point; see _upgrade_body
         stream = self.reading
         if stream is not None:
             self.reading = None
@@ -403,21 +461,27 @@ class HTTP1Protocol(asyncio.Protocol):
             self._log_access(stream)
         if self.current is stream:
             self.current = None
-        if self.pending_error is not None and not self.closing:
-            error, self.pending_error = self.pending_error, None
-            self._write_error(error)
-            return
         if self.resp_close or self.closing:
+            # Nothing may follow a response that ends the connection.
             self.closing = True
             self.transport.close()
-            return
-        if self.pipeline:
-            self.loop.call_soon(self._start_next)
-            return
-        if self.phase != HEAD:
-            self.phase = IDLE
-            self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
-        self._resume_reading()
+        elif self.pipeline:
+            if not self.write_paused:  # else resume_writing starts it
+                self.loop.call_soon(self._start_next)
+        elif self.pending_error is not None:
+            error, self.pending_error = self.pending_error, None
+            self._write_error(error)
+        elif not self.keep_alive:  # shutting down, or after an Upgrade request
+            self.closing = True
+            self.transport.close()
+        else:
+            if self.phase != HEAD:
+                self.phase = IDLE
+                self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
+            if self.write_paused:
+                self._pause_reading()  # the client is not reading: take no new request
+            else:
+                self._resume_reading()
 
     def _log_access(self, stream: HTTPStream) -> None:
         scope = stream.scope
@@ -500,9 +564,14 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self.resp_chunked:
             parts = [b"0\r\n"]
-            for name, value in headers:
-                if name.lower() not in _FORBIDDEN_TRAILERS:
-                    parts.append(b"%s: %s\r\n" % (name, value))
+            try:
+                for name, value in headers:
+                    if name.lower() not in _FORBIDDEN_TRAILERS:
+                        parts.append(b"%s: %s\r\n" % (name, value))
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise InvalidMessage(
+                    f"'http.response.trailers' headers must be (bytes, bytes) pairs: {exc}"
+                ) from None
             parts.append(b"\r\n")
             block = b"".join(parts)
             _check_head(block, len(parts))
@@ -555,22 +624,22 @@ class HTTP1Protocol(asyncio.Protocol):
         """Answer a request the parser or a limit rejected, then close."""
         if self.closing:
             return
-        current = self.current
-        if current is not None and not self.stream_keep_alive and current is not self.reading:
-            # Bytes after a request that ends the connection (RFC 9112 section
-            # 9.6) are not processed: answer that request, then close.
-            self._pause_reading()
-            self.keep_alive = False
-            return
-        logger.info("Bad request from %s: %s", _peer(self.client), error.detail)
         self._pause_reading()
         self.keep_alive = False
         current = self.current
-        if current is not None and current.state != DONE and current is not self.reading:
-            # Answer in order: the current response finishes first.
-            self.pending_error = error
-            self.stream_keep_alive = False
+        reading = self.reading
+        if current is not None and current is not reading:
+            # Requests accepted before the bad bytes are answered first, in order.
+            if reading is not None and reading in self.pipeline:
+                self.pipeline.remove(reading)  # its own body broke the rule
+                reading.feed_disconnect()
+            if self._last_keep_alive():
+                logger.info("Bad request from %s: %s", _peer(self.client), error.detail)
+                self.pending_error = error
+            # Else the last request accepted ends the connection: RFC 9112
+            # section 9.6, nothing after it is processed or answered.
             return
+        logger.info("Bad request from %s: %s", _peer(self.client), error.detail)
         if current is not None and current.state not in (DONE, -1):
             # The body of a running exchange broke a rule (413, bad chunk).
             current.feed_disconnect()
@@ -578,6 +647,11 @@ class HTTP1Protocol(asyncio.Protocol):
                 self.abort(current)
                 return
         self._write_error(error)
+
+    def _last_keep_alive(self) -> bool:
+        if self.pipeline:
+            return cast(_Queued, self.pipeline[-1].writer).keep_alive
+        return self.stream_keep_alive
 
     def _write_error(self, error: RequestError) -> None:
         body = error.detail.encode("utf-8")
@@ -594,13 +668,33 @@ class HTTP1Protocol(asyncio.Protocol):
         self.transport.write(head + body)
         self.transport.close()
 
-    def _upgrade_ignored(self) -> None:
-        # RFC 9110 section 7.8: a server may ignore Upgrade. The request was
-        # parsed in full and is answered as plain HTTP; llhttp stops parsing at
-        # an upgrade, so the connection ends after that answer.
+    def _upgrade_ignored(self, rest: bytes) -> None:
+        # RFC 9110 section 7.8: a server may ignore Upgrade. The request is
+        # answered as plain HTTP; llhttp parses nothing after an upgrade, so no
+        # request after it is read and the connection ends after its answer.
+        self.upgraded = True
         self.keep_alive = False
-        self.stream_keep_alive = False
-        self._pause_reading()
+        if rest:
+            self._upgrade_body(rest)
+        if not self.upgrade_remaining:
+            self._pause_reading()
+
+    def _upgrade_body(self, data: bytes) -> None:
+        """The Content-Length body of an Upgrade request llhttp did not read."""
+        remaining = self.upgrade_remaining
+        if not remaining:
+            return  # bytes after the request are not read (see _upgrade_ignored)
+        chunk = data[:remaining]
+        self.upgrade_remaining = remaining - len(chunk)
+        try:
+            self.on_body(chunk)
+        except RequestError as exc:
+            self.pending_error = None
+            self._request_error(exc)
+            return
+        if not self.upgrade_remaining:
+            self.on_message_complete()
+            self._pause_reading()
 
     def on_tick(self, now: float) -> None:
         """Called about once a second by the server: enforce timeouts."""
@@ -653,7 +747,6 @@ _FORBIDDEN_TRAILERS = frozenset(
 # Response framing flags.
 _F_CHUNKED = 1
 _F_CLOSE = 2
-_F_HAS_CONNECTION = 4
 
 
 def _serialise_headers(
@@ -669,16 +762,26 @@ def _serialise_headers(
                 if lname == b"content-length":
                     declared = _content_length(value)
                 elif lname == b"connection":
-                    flags |= _F_HAS_CONNECTION
+                    # Persistence is the server's to decide; the app may ask to close.
                     if b"close" in value.lower():
                         flags |= _F_CLOSE
-                else:  # transfer-encoding: we frame the chunks ourselves
+                    continue
+                else:
+                    # The server frames the body; the app may only ask for chunks.
+                    if value.strip().lower() != b"chunked":
+                        raise InvalidMessage(
+                            f"response 'transfer-encoding: {value.decode('latin-1')}' is not "
+                            "supported: compress the body yourself and set content-encoding"
+                        )
                     flags |= _F_CHUNKED
+                    continue
             parts.append(b"%s: %s\r\n" % (name, value))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidMessage(
             f"'http.response.start' headers must be an iterable of (bytes, bytes) pairs: {exc}"
         ) from None
+    if declared >= 0 and flags & _F_CHUNKED:
+        raise InvalidMessage("a response cannot have both content-length and transfer-encoding")
     return declared, flags
 
 
@@ -695,19 +798,18 @@ def _frame(  # noqa: PLR0917 (hot path: positional on purpose)
     elif declared >= 0:
         if len(body) > declared or (not more and len(body) < declared):
             raise InvalidMessage(content_length_mismatch(declared, len(body), more))
-    elif more or stream.trailers:
+    elif more or stream.trailers or flags & _F_CHUNKED:
         if http10:
-            flags |= _F_CLOSE  # the end of the body is the end of the connection
-        elif not flags & _F_CHUNKED:
+            flags = (flags | _F_CLOSE) & ~_F_CHUNKED  # the body ends with the connection
+        else:
             parts.append(_CHUNKED)
             flags |= _F_CHUNKED
     else:
         parts.append(b"content-length: %d\r\n" % len(body))
-    if not flags & _F_HAS_CONNECTION:
-        if flags & _F_CLOSE:
-            parts.append(_CLOSE)
-        elif http10:
-            parts.append(_KEEP_ALIVE)
+    if flags & _F_CLOSE:
+        parts.append(_CLOSE)
+    elif http10:
+        parts.append(_KEEP_ALIVE)
     return flags
 
 
