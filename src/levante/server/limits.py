@@ -45,3 +45,7 @@ GRACEFUL_SHUTDOWN_TIMEOUT = 30.0
 
 #: Listen backlog (uvicorn and gunicorn: 2048).
 BACKLOG = 2048
+
+#: Seconds to drain unread request bytes after answering with an error or an
+#: early response, before closing (nginx `lingering_timeout`: 5 s).
+LINGER_TIMEOUT = 5.0

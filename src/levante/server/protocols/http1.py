@@ -19,6 +19,7 @@ from urllib.parse import unquote
 import httptools
 
 from levante.asgi import HTTP_SPEC_VERSION, ASGIApp
+from levante.server import limits
 from levante.server.errors import InvalidMessage, RequestError
 from levante.server.state import ServerState, start_task
 from levante.server.stream import DONE, HTTPStream, content_length_mismatch
@@ -34,6 +35,7 @@ _PATHSEND_EXT: dict[object, object] = {}
 IDLE = 0  # between requests: the keep-alive timeout runs
 HEAD = 1  # a request head is arriving: the header timeout runs
 ACTIVE = 2  # a request is being served: the app decides how long
+LINGER = 3  # answered and half-closed; unread input is drained until the peer closes
 
 _METHODS = {
     m.encode(): m
@@ -463,8 +465,8 @@ class HTTP1Protocol(asyncio.Protocol):
             self.current = None
         if self.resp_close or self.closing:
             # Nothing may follow a response that ends the connection.
-            self.closing = True
-            self.transport.close()
+            if not self.closing:
+                self._close(linger=self.reading is not None)
         elif self.pipeline:
             if not self.write_paused:  # else resume_writing starts it
                 self.loop.call_soon(self._start_next)
@@ -664,9 +666,29 @@ class HTTP1Protocol(asyncio.Protocol):
                 self.state.default_headers,
             )
         )
-        self.closing = True
         self.transport.write(head + body)
-        self.transport.close()
+        self._close(linger=True)
+
+    def _close(self, linger: bool) -> None:
+        """Close once the written bytes are sent.
+
+        With `linger`, request bytes may still be on their way; closing a socket
+        with unread input makes the kernel send RST, which can destroy the
+        answer before the client reads it. So, as nginx's lingering close
+        does, send FIN, drain input for a while, then close.
+        """
+        self.closing = True
+        transport = self.transport
+        if linger and transport.can_write_eof():
+            transport.write_eof()
+            self.phase = LINGER
+            self.deadline = self.state.now + limits.LINGER_TIMEOUT + 1.0
+            self.upgraded = True  # data_received now discards (see _upgrade_body)
+            self.upgrade_remaining = 0
+            self.reading_paused = False
+            transport.resume_reading()
+        else:
+            transport.close()
 
     def _upgrade_ignored(self, rest: bytes) -> None:
         # RFC 9110 section 7.8: a server may ignore Upgrade. The request is
@@ -702,7 +724,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self.deadline = 0.0
             if self.phase == HEAD:
                 self._request_error(RequestError(408, "Request header timeout"))
-            elif self.phase == IDLE:
+            elif self.phase in (IDLE, LINGER):
                 self.closing = True
                 self.transport.close()
 
