@@ -93,6 +93,23 @@ class Config:
         "Request body bytes buffered for the app before reading from the client pauses.",
     )
 
+    ws: Literal["auto", "none"] = option(
+        "auto", "WebSocket support: auto (on), or none (Upgrade requests are served as HTTP)."
+    )
+    ws_max_size: int = option(
+        limits.WS_MAX_SIZE, "Largest WebSocket message in bytes (larger: close 1009)."
+    )
+    ws_max_queue: int = option(
+        limits.WS_MAX_QUEUE, "WebSocket messages buffered for the app before reading pauses."
+    )
+    ws_ping_interval: float | None = option(
+        limits.WS_PING_INTERVAL, "Seconds between keep-alive pings (none: no pings)."
+    )
+    ws_ping_timeout: float | None = option(
+        limits.WS_PING_TIMEOUT, "Drop a WebSocket peer silent this long after a ping is due."
+    )
+    ws_per_message_deflate: bool = option(True, "Offer permessage-deflate compression (RFC 7692).")
+
     def __post_init__(self) -> None:
         hints = _hints()
         for f in dataclasses.fields(self):
@@ -110,6 +127,8 @@ class Config:
             "limit_request_head",
             "limit_request_body",
             "request_body_buffer",
+            "ws_max_size",
+            "ws_max_queue",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")

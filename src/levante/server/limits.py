@@ -49,3 +49,14 @@ BACKLOG = 2048
 #: Seconds to drain unread request bytes after answering with an error or an
 #: early response, before closing (nginx `lingering_timeout`: 5 s).
 LINGER_TIMEOUT = 5.0
+
+#: Largest WebSocket message (uvicorn's `--ws-max-size` default: 16 MiB).
+WS_MAX_SIZE = 16 * 1024 * 1024
+
+#: WebSocket messages queued for the app before reading pauses (uvicorn: 32).
+WS_MAX_QUEUE = 32
+
+#: Seconds between WebSocket keep-alive pings, and how long a silent peer is
+#: kept after one (uvicorn and the websockets library: 20 and 20).
+WS_PING_INTERVAL = 20.0
+WS_PING_TIMEOUT = 20.0

@@ -350,7 +350,7 @@ class HTTPStream:
             logger.debug("ASGI callable raised after the client left: %r", exc)
             return
         logger.error("Exception in ASGI application", exc_info=exc)
-        self._fail()
+        self.fail()
 
     def _app_returned_early(self) -> None:
         if self.disconnected:
@@ -359,9 +359,10 @@ class HTTPStream:
             logger.error("ASGI callable returned without sending a response")
         else:
             logger.error("ASGI callable returned without completing the response")
-        self._fail()
+        self.fail()
 
-    def _fail(self) -> None:
+    def fail(self) -> None:
+        """Answer 500 if nothing reached the wire yet, else cut the response short."""
         if self.state in (NEW, STARTED):
             self.status = 500
             self.no_body = self.head_only

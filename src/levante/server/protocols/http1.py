@@ -21,8 +21,16 @@ import httptools
 from levante.asgi import HTTP_SPEC_VERSION, ASGIApp
 from levante.server import limits
 from levante.server.errors import InvalidMessage, RequestError
+from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.state import ServerState, start_task
 from levante.server.stream import DONE, HTTPStream, content_length_mismatch
+from levante.server.websocket import (
+    WebSocketSession,
+    WebSocketTransport,
+    handshake_error,
+    handshake_request,
+    subprotocols,
+)
 
 logger = logging.getLogger("levante.error")
 access_logger = logging.getLogger("levante.access")
@@ -105,10 +113,12 @@ class HTTP1Protocol(asyncio.Protocol):
         "stream_keep_alive",
         "transport",
         "upgrade_remaining",
+        "upgrade_ws",
         "upgraded",
         "url",
         "write_paused",
         "write_waiters",
+        "ws_pending",
     )
 
     def __init__(self, state: ServerState, app: ASGIApp) -> None:
@@ -130,6 +140,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.stalled = 0
         self.upgraded = False
         self.upgrade_remaining = 0
+        self.ws_pending = b""
         self.phase = IDLE
         self.deadline = 0.0
         self.keep_alive = True
@@ -261,6 +272,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.expect_continue = False
         self.content_length = -1
         self.chunked = False
+        self.upgrade_ws = False
         self.body_size = 0
 
     def on_message_begin(self) -> None:
@@ -307,6 +319,8 @@ class HTTP1Protocol(asyncio.Protocol):
             self.content_length = int(value)  # llhttp has checked the digits
         elif name == b"transfer-encoding":
             self._transfer_encoding(value)
+        elif name == b"upgrade":
+            self.upgrade_ws = b"websocket" in value.lower()
         elif name == b"expect":
             if value.lower() == b"100-continue":
                 self.expect_continue = True
@@ -343,6 +357,8 @@ class HTTP1Protocol(asyncio.Protocol):
         keep_alive = parser.should_keep_alive() and self.keep_alive
         if parser.should_upgrade():
             keep_alive = self._upgrade_request()
+            if self.upgrade_ws and method == b"GET" and self.state.config.ws == "auto":
+                stream.scope = _websocket_scope(stream.scope)
         self.reading = stream
         if self.current is None:
             self.current = stream
@@ -439,11 +455,41 @@ class HTTP1Protocol(asyncio.Protocol):
         stream.state = 0
         stream.writing_paused = self.write_paused
         state = self.state
+        if stream.scope["type"] == "websocket":
+            self._start_websocket(stream)
+            return
         limit = state.config.limit_concurrency
         app = self.app
         if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
             app = _service_unavailable
         start_task(state, stream.run(app))
+
+    def _start_websocket(self, stream: HTTPStream) -> None:
+        error = handshake_error(stream.scope)
+        if error is not None:
+            start_task(self.state, stream.run(_refuse_handshake(*error)))
+            return
+        request = handshake_request(stream.scope)
+        session = WebSocketSession(stream, self, request, self.state.config)
+        start_task(self.state, session.run(self.app))
+
+    def accept_websocket(self, session: WebSocketSession, response: bytes) -> WebSocketTransport:
+        """Answer 101 and give the socket to a WebSocket protocol (Handover interface)."""
+        transport = self.transport
+        transport.write(response)
+        connection = WebSocketProtocol(self.state, session, transport)
+        self.closing = True  # this HTTP/1.1 protocol is done with the socket
+        self.current = None
+        self.state.connections.discard(self)
+        self.state.connections.add(connection)
+        transport.set_protocol(connection)
+        pending, self.ws_pending = self.ws_pending, b""
+        if pending:
+            self.loop.call_soon(connection.data_received, pending)
+        if self.access_log:
+            access_logger.info('%s - "WebSocket %s" 101', _peer(self.client), session.scope["path"])
+        transport.resume_reading()
+        return connection
 
     def _start_next(self) -> None:
         if self.closing or self.current is not None or not self.pipeline:
@@ -493,7 +539,7 @@ class HTTP1Protocol(asyncio.Protocol):
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %.1fms',
             f"{client[0]}:{client[1]}" if client else "-",
-            scope["method"],
+            scope.get("method", "GET"),
             target.decode("latin-1"),
             scope["http_version"],
             stream.status,
@@ -696,7 +742,9 @@ class HTTP1Protocol(asyncio.Protocol):
         # request after it is read and the connection ends after its answer.
         self.upgraded = True
         self.keep_alive = False
-        if rest:
+        if rest and not self.upgrade_remaining:
+            self.ws_pending = rest[: self.state.config.limit_request_head]  # early frames
+        elif rest:
             self._upgrade_body(rest)
         if not self.upgrade_remaining:
             self._pause_reading()
@@ -759,7 +807,7 @@ class _Queued:
         pass
 
 
-_SPECIAL = frozenset((b"host", b"content-length", b"expect", b"transfer-encoding"))
+_SPECIAL = frozenset((b"host", b"content-length", b"expect", b"transfer-encoding", b"upgrade"))
 _FRAMING = frozenset((b"content-length", b"connection", b"transfer-encoding"))
 _FORBIDDEN_TRAILERS = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"trailer")
@@ -889,3 +937,28 @@ async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
+    """The ASGI websocket scope for an Upgrade: websocket request."""
+    scope = dict(http_scope)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if http_scope["scheme"] == "https" else "ws"
+    scope["subprotocols"] = subprotocols(http_scope["headers"])
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope
+
+
+def _refuse_handshake(status: int, detail: str) -> Any:
+    """An app that answers a malformed WebSocket handshake (RFC 6455 section 4.2.2)."""
+
+    async def refuse(scope: Any, receive: Any, send: Any) -> None:
+        body = detail.encode()
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        if status == 426:
+            headers.append((b"sec-websocket-version", b"13"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return refuse

@@ -1,0 +1,113 @@
+"""A WebSocket connection after an HTTP/1.1 ``Upgrade``: the socket, under a session.
+
+The HTTP/1.1 protocol hands the transport to `WebSocketProtocol` once the app
+accepts; from then on bytes go to the `WebSocketSession`. Flow control, keep-alive
+pings, dead-peer detection and shutdown (close 1001) live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from levante.server.state import ServerState
+    from levante.server.websocket import WebSocketSession
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """The transport side of one WebSocket over HTTP/1.1."""
+
+    def __init__(
+        self, state: ServerState, session: WebSocketSession, transport: asyncio.Transport
+    ) -> None:
+        self.state = state
+        self.session = session
+        self.transport = transport
+        self.write_paused = False
+        self.write_waiters: list[asyncio.Future[None]] = []
+        self.closing = False
+        self.last_seen = state.now
+        self.next_ping = self._ping_due(state.now)
+
+    # -- asyncio.Protocol ---------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.last_seen = self.state.now
+        self.session.feed_data(data)
+
+    def eof_received(self) -> bool | None:
+        self.session.feed_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.state.connections.discard(self)
+        self.session.feed_disconnect()
+        self._release_writers()
+        self.state.check_drained()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self.session.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self.session.writing_paused = False
+        self._release_writers()
+
+    # -- WebSocketTransport ---------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not self.closing:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.transport.close()
+
+    def pause_reading(self) -> None:
+        if not self.closing:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self.closing:
+            self.transport.resume_reading()
+
+    async def wait_writable(self) -> None:
+        while self.write_paused and not self.closing:
+            waiter = asyncio.get_running_loop().create_future()
+            self.write_waiters.append(waiter)
+            await waiter
+
+    def _release_writers(self) -> None:
+        waiters, self.write_waiters = self.write_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- Connection (server ticks and shutdown) -----------------------------
+
+    def _ping_due(self, now: float) -> float:
+        interval = self.state.config.ws_ping_interval
+        return now + interval if interval else 0.0
+
+    def on_tick(self, now: float) -> None:
+        config = self.state.config
+        timeout = config.ws_ping_timeout
+        interval = config.ws_ping_interval
+        if interval and timeout and now - self.last_seen > interval + timeout:
+            # Nothing, not even a pong, for a ping interval plus the timeout: a dead peer.
+            self.force_close()
+            return
+        if self.next_ping and now >= self.next_ping:
+            self.next_ping = self._ping_due(now)
+            self.session.ping()
+
+    def shutdown(self) -> None:
+        self.session.going_away()
+
+    def force_close(self) -> None:
+        self.closing = True
+        self.transport.abort()

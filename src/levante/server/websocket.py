@@ -1,0 +1,378 @@
+"""The ASGI WebSocket bridge (RFC 6455, RFC 7692) over the sans-IO core of `websockets`.
+
+`WebSocketSession` owns the ASGI ``websocket`` contract: connect, accept (with a
+subprotocol and headers), receive and send, close, disconnect, and the
+``websocket.http.response`` extension. Framing, masking, UTF-8 checks, size
+limits, ping/pong and the closing handshake are `websockets.ServerProtocol`'s.
+The session writes through `WebSocketTransport`, so the same bridge can run on
+an HTTP/1.1 connection after ``Upgrade`` or, later, on an HTTP/2 stream
+(RFC 8441). Before the handshake completes it answers HTTP through an
+`HTTPStream`, so a denial uses the server's one HTTP response path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+
+from websockets.datastructures import Headers
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from levante.asgi import ASGIApp, Message
+from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
+
+if TYPE_CHECKING:
+    from levante.server.config import Config
+    from levante.server.stream import HTTPStream
+
+logger = logging.getLogger("levante.error")
+
+# Session states.
+CONNECTING = 0  # the app has not accepted or denied yet
+OPEN = 1
+CLOSED = 2  # closed or denied: receive() reports websocket.disconnect
+
+#: Close code when the app raises after accepting (RFC 6455 section 7.4.1).
+INTERNAL_ERROR = 1011
+#: Close code when the connection ended without a close frame.
+ABNORMAL_CLOSURE = 1006
+
+
+class WebSocketTransport(Protocol):
+    """What a connection offers a session once the handshake is done."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+    async def wait_writable(self) -> None: ...
+
+
+class Handover(Protocol):
+    """What the HTTP connection offers a session during the handshake."""
+
+    def accept_websocket(self, session: WebSocketSession, response: bytes) -> WebSocketTransport:
+        """Write the 101 response and give the connection to the session."""
+
+
+class WebSocketSession:
+    """One WebSocket connection, seen from the app as ASGI ``receive``/``send``."""
+
+    def __init__(
+        self, http: HTTPStream, handover: Handover, request: Request, config: Config
+    ) -> None:
+        self.http = http
+        self.handover = handover
+        self.request = request
+        self.config = config
+        self.scope = http.scope
+        self.transport: WebSocketTransport | None = None
+        self.state = CONNECTING
+        self.connect_sent = False
+        self.messages: deque[Message] = deque()
+        self.waiters: list[asyncio.Future[None]] = []
+        self.fragments: list[bytes] = []
+        self.fragment_opcode: Opcode | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self.close_code: int | None = None
+        self.close_reason = ""
+        extensions = [ServerPerMessageDeflateFactory()] if config.ws_per_message_deflate else []
+        self.protocol = ServerProtocol(
+            extensions=extensions, max_size=config.ws_max_size, logger=logger
+        )
+
+    # -- events from the connection ----------------------------------------
+
+    def feed_data(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        self._process()
+
+    def feed_eof(self) -> None:
+        self.protocol.receive_eof()
+        self._process()
+
+    def feed_disconnect(self) -> None:
+        if self.state != CLOSED:
+            self.state = CLOSED
+            self._record_close()
+        self.http.feed_disconnect()
+        self._wake()
+
+    def _process(self) -> None:
+        for frame in self.protocol.events_received():
+            if not isinstance(frame, Frame):
+                continue  # a server protocol only yields frames once open
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if frame.fin:
+                    self._deliver(opcode, bytes(frame.data))
+                else:
+                    self.fragment_opcode = opcode
+                    self.fragments = [bytes(frame.data)]
+            elif opcode is Opcode.CONT and self.fragment_opcode is not None:
+                self.fragments.append(bytes(frame.data))
+                if frame.fin:
+                    self._deliver(self.fragment_opcode, b"".join(self.fragments))
+                    self.fragments = []
+                    self.fragment_opcode = None
+        self._flush()
+        if self.protocol.state is State.CLOSED or self.protocol.close_expected():
+            self._closed_by_protocol()
+
+    def _deliver(self, opcode: Opcode, data: bytes) -> None:
+        if opcode is Opcode.TEXT:
+            message: Message = {"type": "websocket.receive", "text": data.decode()}
+        else:
+            message = {"type": "websocket.receive", "bytes": data}
+        self.messages.append(message)
+        if len(self.messages) >= self.config.ws_max_queue and self.transport is not None:
+            # The app is not keeping up: stop reading, the peer's sends back up.
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        for data in self.protocol.data_to_send():
+            if data:
+                transport.write(data)
+            else:  # the protocol wants the TCP connection closed
+                transport.close()
+
+    def _record_close(self) -> None:
+        # The code and reason for websocket.disconnect: the peer's close frame,
+        # else the one we sent, else 1006 (closed without a close frame).
+        if self.close_code is not None:
+            return
+        frame = self.protocol.close_rcvd or self.protocol.close_sent
+        if frame is not None:
+            self.close_code, self.close_reason = int(frame.code), frame.reason
+        else:
+            self.close_code, self.close_reason = ABNORMAL_CLOSURE, ""
+
+    def _closed_by_protocol(self) -> None:
+        self._record_close()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _wake(self) -> None:
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def ping(self) -> None:
+        """Send a ping (keep-alive); the protocol answers the peer's pongs."""
+        if self.state == OPEN and self.protocol.state is State.OPEN:
+            self.protocol.send_ping(b"")
+            self._flush()
+
+    def going_away(self) -> None:
+        """The server is shutting down: close with 1001."""
+        if self.state == OPEN and self.protocol.state is State.OPEN:
+            self.protocol.send_close(1001, "server shutting down")
+            self._flush()
+
+    # -- ASGI receive -----------------------------------------------------
+
+    async def receive(self) -> Message:
+        if not self.connect_sent:
+            self.connect_sent = True
+            return {"type": "websocket.connect"}
+        while True:
+            if self.messages:
+                message = self.messages.popleft()
+                if self.reading_paused and len(self.messages) < self.config.ws_max_queue // 2:
+                    self.reading_paused = False
+                    if self.transport is not None:
+                        self.transport.resume_reading()
+                return message
+            if self.state == CLOSED or self.http.disconnected:
+                return {
+                    "type": "websocket.disconnect",
+                    "code": self.close_code or ABNORMAL_CLOSURE,
+                    "reason": self.close_reason,
+                }
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            await waiter
+
+    # -- ASGI send ----------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            raise InvalidMessage(
+                f"send() takes a dict with a 'type' key, got {message!r}"
+            ) from None
+        if kind == "websocket.send":
+            await self._send_data(message)
+        elif kind == "websocket.accept":
+            self._accept(message)
+        elif kind == "websocket.close":
+            await self._close(message)
+        elif kind in ("websocket.http.response.start", "websocket.http.response.body"):
+            await self._deny(kind, message)
+        else:
+            raise UnexpectedMessage(
+                f"unknown message type {kind!r} for a WebSocket; expected 'websocket.accept', "
+                "'websocket.send', 'websocket.close' or 'websocket.http.response.start'"
+            )
+
+    def _accept(self, message: Message) -> None:
+        if self.state != CONNECTING or self.http.state != 0:
+            raise UnexpectedMessage(
+                "'websocket.accept' sent after the handshake was answered; send it once, first"
+            )
+        if self.http.disconnected:
+            raise ClientDisconnected("the client left before the WebSocket was accepted")
+        response = self.protocol.accept(self.request)
+        headers = response.headers
+        if "Server" in headers:
+            del headers["Server"]
+        if self.config.server_header:
+            headers["Server"] = "levante"
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None:
+            headers["Sec-WebSocket-Protocol"] = str(subprotocol)
+        for name, value in message.get("headers") or ():
+            headers[name.decode("latin-1")] = value.decode("latin-1")
+        protocol = self.protocol
+        protocol.send_response(response)
+        if response.status_code == 101:
+            # ServerProtocol expects to parse the handshake request from bytes;
+            # httptools already did, so restart its parser in the OPEN state,
+            # where it reads frames.
+            protocol.parser = protocol.parse()
+            next(protocol.parser)
+        data = b"".join(protocol.data_to_send())
+        self.state = OPEN
+        self.http.state = 4  # the HTTP exchange is over: it became this session
+        self.transport = self.handover.accept_websocket(self, data)
+
+    async def _send_data(self, message: Message) -> None:
+        if self.state != OPEN:
+            if self.state == CLOSED:
+                raise ClientDisconnected("the WebSocket is closed; 'websocket.send' was not sent")
+            raise UnexpectedMessage("'websocket.send' before 'websocket.accept': accept first")
+        if self.protocol.state is not State.OPEN:
+            raise ClientDisconnected("the WebSocket is closing; 'websocket.send' was not sent")
+        text = message.get("text")
+        if text is not None:
+            if not isinstance(text, str):
+                raise InvalidMessage(
+                    f"'websocket.send' 'text' must be str, got {type(text).__name__}"
+                )
+            self.protocol.send_text(text.encode())
+        else:
+            data = message.get("bytes")
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise InvalidMessage("'websocket.send' needs 'text' (str) or 'bytes' (bytes)")
+            self.protocol.send_binary(data)
+        self._flush()
+        if self.writing_paused and self.transport is not None:
+            await self.transport.wait_writable()
+
+    async def _close(self, message: Message) -> None:
+        code = message.get("code", 1000)
+        reason = message.get("reason") or ""
+        if self.state == CONNECTING:
+            # Closing before accepting denies the handshake (ASGI: 403).
+            self.state = CLOSED
+            await self.http.send(
+                {
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+                }
+            )
+            await self.http.send({"type": "http.response.body", "body": b"Forbidden"})
+            return
+        if self.state == OPEN and self.protocol.state is State.OPEN:
+            self.protocol.send_close(int(code), str(reason))
+            self._flush()
+
+    async def _deny(self, kind: str, message: Message) -> None:
+        if self.state == OPEN:
+            raise UnexpectedMessage(f"{kind!r} after 'websocket.accept': the handshake is done")
+        self.state = CLOSED
+        http_message = dict(message)
+        http_message["type"] = kind.replace("websocket.", "", 1)
+        await self.http.send(http_message)
+
+    # -- running the app: the failure policy ------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except Exception as exc:
+            self._app_raised(exc)
+        else:
+            if self.state == CONNECTING:
+                logger.error("ASGI callable returned without accepting or denying the WebSocket")
+                await self._close({"type": "websocket.close"})
+            elif self.state == OPEN and self.protocol.state is State.OPEN:
+                self.protocol.send_close(1000, "")
+                self._flush()
+        finally:
+            if self.http.state != 4:
+                self.http.writer.app_finished(self.http)
+
+    def _app_raised(self, exc: Exception) -> None:
+        if self.state == CLOSED or self.http.disconnected:
+            logger.debug("ASGI callable raised after the WebSocket closed: %r", exc)
+            return
+        logger.error("Exception in ASGI application", exc_info=exc)
+        if self.state == CONNECTING:
+            self.http.fail()
+        elif self.protocol.state is State.OPEN:
+            self.protocol.send_close(INTERNAL_ERROR, "")
+            self._flush()
+
+
+def handshake_request(scope: dict[str, Any]) -> Request:
+    """The `websockets` view of the handshake request httptools already parsed."""
+    headers = Headers()
+    for name, value in scope["headers"]:
+        headers[name.decode("latin-1")] = value.decode("latin-1")
+    target = scope["raw_path"].decode("latin-1")
+    if scope["query_string"]:
+        target += "?" + scope["query_string"].decode("latin-1")
+    return Request(target, headers)
+
+
+def handshake_error(scope: dict[str, Any]) -> tuple[int, str] | None:
+    """What is wrong with a WebSocket handshake request, or None (RFC 6455 section 4.2.1)."""
+    version = _header(scope, b"sec-websocket-version")
+    if version != b"13":
+        return 426, "Unsupported WebSocket version: this server speaks version 13"
+    key = _header(scope, b"sec-websocket-key")
+    if key is None or len(key.strip()) != 24:
+        return 400, "Missing or invalid Sec-WebSocket-Key header"
+    return None
+
+
+def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    """The subprotocols the client offered, in order."""
+    offered: list[str] = []
+    for name, value in headers:
+        if name == b"sec-websocket-protocol":
+            offered.extend(p.strip() for p in value.decode("latin-1").split(",") if p.strip())
+    return offered
