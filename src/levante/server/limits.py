@@ -60,3 +60,7 @@ WS_MAX_QUEUE = 32
 #: kept after one (uvicorn and the websockets library: 20 and 20).
 WS_PING_INTERVAL = 20.0
 WS_PING_TIMEOUT = 20.0
+
+#: Seconds to wait for the peer's close frame after sending ours (the
+#: websockets library's `close_timeout`: 10).
+WS_CLOSE_TIMEOUT = 10.0

@@ -123,12 +123,17 @@ class WebSocketSession:
                     self.fragments = []
                     self.fragment_opcode = None
         self._flush()
-        if self.protocol.state is State.CLOSED or self.protocol.close_expected():
-            self._closed_by_protocol()
+        if self.protocol.state is State.CLOSED:
+            self._record_close()
 
     def _deliver(self, opcode: Opcode, data: bytes) -> None:
         if opcode is Opcode.TEXT:
-            message: Message = {"type": "websocket.receive", "text": data.decode()}
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:  # the protocol checks UTF-8; this is a guard
+                self.protocol.fail(1007, "invalid UTF-8")
+                return
+            message: Message = {"type": "websocket.receive", "text": text}
         else:
             message = {"type": "websocket.receive", "bytes": data}
         self.messages.append(message)
@@ -145,7 +150,8 @@ class WebSocketSession:
         for data in self.protocol.data_to_send():
             if data:
                 transport.write(data)
-            else:  # the protocol wants the TCP connection closed
+            else:  # closing handshake done (or failed): the server closes TCP first
+                self._record_close()
                 transport.close()
 
     def _record_close(self) -> None:
@@ -158,11 +164,6 @@ class WebSocketSession:
             self.close_code, self.close_reason = int(frame.code), frame.reason
         else:
             self.close_code, self.close_reason = ABNORMAL_CLOSURE, ""
-
-    def _closed_by_protocol(self) -> None:
-        self._record_close()
-        if self.transport is not None:
-            self.transport.close()
 
     def _wake(self) -> None:
         waiters, self.waiters = self.waiters, []

@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from websockets.protocol import State
+
+from levante.server import limits
+
 if TYPE_CHECKING:
     from levante.server.state import ServerState
     from levante.server.websocket import WebSocketSession
@@ -28,6 +32,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.write_waiters: list[asyncio.Future[None]] = []
         self.closing = False
         self.last_seen = state.now
+        self.closing_since = 0.0
         self.next_ping = self._ping_due(state.now)
 
     # -- asyncio.Protocol ---------------------------------------------------
@@ -94,6 +99,13 @@ class WebSocketProtocol(asyncio.Protocol):
         return now + interval if interval else 0.0
 
     def on_tick(self, now: float) -> None:
+        if self.session.protocol.state is State.CLOSING:
+            # We sent a close frame; a peer that never answers it is dropped.
+            if not self.closing_since:
+                self.closing_since = now
+            elif now - self.closing_since > limits.WS_CLOSE_TIMEOUT:
+                self.force_close()
+            return
         config = self.state.config
         timeout = config.ws_ping_timeout
         interval = config.ws_ping_interval
