@@ -43,6 +43,11 @@ INTERNAL_ERROR = 1011
 #: Close code when the connection ended without a close frame.
 ABNORMAL_CLOSURE = 1006
 
+#: Bytes handed to the frame parser at a time. The parser yields every frame in
+#: what it is given, so feeding slices and stopping while the app's queue is
+#: full bounds the queue at `ws_max_queue` plus what one slice holds.
+FEED_SLICE = 4096
+
 
 class WebSocketTransport(Protocol):
     """What a connection offers a session once the handshake is done."""
@@ -83,6 +88,8 @@ class WebSocketSession:
         self.writing_paused = False
         self.close_code: int | None = None
         self.close_reason = ""
+        self.close_sent = False
+        self.unparsed = b""
         extensions = [ServerPerMessageDeflateFactory()] if config.ws_per_message_deflate else []
         self.protocol = ServerProtocol(
             extensions=extensions, max_size=config.ws_max_size, logger=logger
@@ -91,8 +98,25 @@ class WebSocketSession:
     # -- events from the connection ----------------------------------------
 
     def feed_data(self, data: bytes) -> None:
-        self.protocol.receive_data(data)
-        self._process()
+        self.unparsed = self.unparsed + data if self.unparsed else data
+        self._feed()
+
+    def _feed(self) -> None:
+        data = self.unparsed
+        size = len(data)
+        offset = 0
+        limit = self.config.ws_max_queue
+        while offset < size and len(self.messages) < limit:
+            self.protocol.receive_data(
+                data[offset : offset + FEED_SLICE] if size > FEED_SLICE else data
+            )
+            offset += FEED_SLICE
+            self._process()
+        self.unparsed = data[offset:] if offset < size else b""
+        if self.unparsed and not self.reading_paused and self.transport is not None:
+            # The app is not keeping up: stop reading, the peer's sends back up.
+            self.reading_paused = True
+            self.transport.pause_reading()
 
     def feed_eof(self) -> None:
         self.protocol.receive_eof()
@@ -137,8 +161,11 @@ class WebSocketSession:
         else:
             message = {"type": "websocket.receive", "bytes": data}
         self.messages.append(message)
-        if len(self.messages) >= self.config.ws_max_queue and self.transport is not None:
-            # The app is not keeping up: stop reading, the peer's sends back up.
+        if (
+            len(self.messages) >= self.config.ws_max_queue
+            and not self.reading_paused
+            and self.transport is not None
+        ):
             self.reading_paused = True
             self.transport.pause_reading()
         self._wake()
@@ -192,10 +219,8 @@ class WebSocketSession:
         while True:
             if self.messages:
                 message = self.messages.popleft()
-                if self.reading_paused and len(self.messages) < self.config.ws_max_queue // 2:
-                    self.reading_paused = False
-                    if self.transport is not None:
-                        self.transport.resume_reading()
+                if self.reading_paused and len(self.messages) <= self.config.ws_max_queue // 2:
+                    self._resume()
                 return message
             if self.state == CLOSED or self.http.disconnected:
                 return {
@@ -206,6 +231,14 @@ class WebSocketSession:
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
             await waiter
+
+    def _resume(self) -> None:
+        if self.unparsed:
+            self._feed()
+        if not self.unparsed and len(self.messages) < self.config.ws_max_queue:
+            self.reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
 
     # -- ASGI send ----------------------------------------------------------
 
@@ -266,6 +299,8 @@ class WebSocketSession:
             if self.state == CLOSED:
                 raise ClientDisconnected("the WebSocket is closed; 'websocket.send' was not sent")
             raise UnexpectedMessage("'websocket.send' before 'websocket.accept': accept first")
+        if self.close_sent:
+            raise UnexpectedMessage("'websocket.send' after 'websocket.close'")
         if self.protocol.state is not State.OPEN:
             raise ClientDisconnected("the WebSocket is closing; 'websocket.send' was not sent")
         text = message.get("text")
@@ -299,9 +334,15 @@ class WebSocketSession:
             )
             await self.http.send({"type": "http.response.body", "body": b"Forbidden"})
             return
-        if self.state == OPEN and self.protocol.state is State.OPEN:
-            self.protocol.send_close(int(code), str(reason))
-            self._flush()
+        if self.close_sent:
+            raise UnexpectedMessage(
+                "'websocket.close' sent twice: nothing may follow the first 'websocket.close'"
+            )
+        if self.state == CLOSED or self.protocol.state is not State.OPEN:
+            raise ClientDisconnected("the WebSocket is already closed by the client")
+        self.close_sent = True
+        self.protocol.send_close(int(code), str(reason))
+        self._flush()
 
     async def _deny(self, kind: str, message: Message) -> None:
         if self.state == OPEN:
