@@ -833,7 +833,7 @@ def test_slow_reader_pauses_the_app_send_and_bounds_the_write_buffer(serve: Serv
         # The client reads nothing: the transport fills up and pauses writing.
         wait_for(lambda: on_loop(server, lambda c: c.write_paused) == [True])
         # The app is parked in send(), waiting for the transport to drain.
-        wait_for(lambda: on_loop(server, lambda c: len(c.write_waiters)) == [1])
+        wait_for(lambda: on_loop(server, lambda c: len(c.gate.waiters)) == [1])
         before = server.call(lambda: sent[0])
         settle(server)
         after = server.call(lambda: sent[0])

@@ -232,7 +232,7 @@ def test_slow_reader_blocks_the_apps_send(serve: Any) -> None:
     try:
         # The client reads nothing: the transport pauses writing and send() blocks.
         def app_blocked() -> bool:
-            states = ws_conns(server, lambda c: (c.write_paused, len(c.write_waiters)))
+            states = ws_conns(server, lambda c: (c.write_paused, len(c.gate.waiters)))
             return bool(states) and states[0][0] and states[0][1] > 0
 
         wait_for(app_blocked, timeout=10)

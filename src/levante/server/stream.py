@@ -193,12 +193,7 @@ class HTTPStream:
     # -- ASGI send ----------------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            raise InvalidMessage(
-                f"send() takes a dict with a 'type' key, got {message!r}"
-            ) from None
+        kind = message_type(message)
         if self.disconnected:
             raise ClientDisconnected(
                 f"the client disconnected; {kind!r} was not sent. Stop producing the response."
@@ -378,6 +373,17 @@ _ERROR_HEADERS = (
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
 )
+
+
+def message_type(message: Message) -> str:
+    """The ``type`` of a message the app sent, or `InvalidMessage`."""
+    try:
+        kind = message["type"]
+    except (KeyError, TypeError):
+        raise InvalidMessage(f"send() takes a dict with a 'type' key, got {message!r}") from None
+    if not isinstance(kind, str):
+        raise InvalidMessage(f"a message 'type' must be a str, got {kind!r}")
+    return kind
 
 
 def _check_bytes(body: object) -> bytes:

@@ -26,6 +26,7 @@ from websockets.server import ServerProtocol
 
 from levante.asgi import ASGIApp, Message
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
+from levante.server.stream import message_type
 
 if TYPE_CHECKING:
     from levante.server.config import Config
@@ -243,12 +244,7 @@ class WebSocketSession:
     # -- ASGI send ----------------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            raise InvalidMessage(
-                f"send() takes a dict with a 'type' key, got {message!r}"
-            ) from None
+        kind = message_type(message)
         if kind == "websocket.send":
             await self._send_data(message)
         elif kind == "websocket.accept":

@@ -21,6 +21,7 @@ import httptools
 from levante.asgi import HTTP_SPEC_VERSION, ASGIApp
 from levante.server import limits
 from levante.server.errors import InvalidMessage, RequestError
+from levante.server.flow import WriteGate
 from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.state import ServerState, start_task
 from levante.server.stream import DONE, HTTPStream, content_length_mismatch
@@ -90,6 +91,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "current",
         "deadline",
         "expect_continue",
+        "gate",
         "head_pending",
         "head_size",
         "headers",
@@ -116,8 +118,6 @@ class HTTP1Protocol(asyncio.Protocol):
         "upgrade_ws",
         "upgraded",
         "url",
-        "write_paused",
-        "write_waiters",
         "ws_pending",
     )
 
@@ -147,8 +147,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.stream_keep_alive = True
         self.closing = False
         self.reading_paused = False
-        self.write_paused = False
-        self.write_waiters: list[asyncio.Future[None]] = []
+        self.gate = WriteGate()
         self.resp_chunked = False
         self.resp_close = False
         self.resp_no_body = False
@@ -177,7 +176,7 @@ class HTTP1Protocol(asyncio.Protocol):
             if stream is not None:
                 stream.feed_disconnect()
         self.pipeline.clear()
-        self._release_writers()
+        self.gate.close()
         self.state.check_drained()
 
     def eof_received(self) -> bool | None:
@@ -185,30 +184,28 @@ class HTTP1Protocol(asyncio.Protocol):
         # uvicorn, treat EOF as the client leaving.
         return None
 
+    @property
+    def write_paused(self) -> bool:
+        """Whether the transport asked to stop writing (its buffer is full)."""
+        return self.gate.paused
+
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.gate.pause()
         for stream in (self.current,):
             if stream is not None:
                 stream.writing_paused = True
 
     def resume_writing(self) -> None:
-        self.write_paused = False
+        self.gate.resume()
         current = self.current
         if current is not None:
             current.writing_paused = False
-        self._release_writers()
         if current is None and not self.closing:
             # Between exchanges, the next one waited for the client to read.
             if self.pipeline:
                 self.loop.call_soon(self._start_next)
             else:
                 self._resume_reading()
-
-    def _release_writers(self) -> None:
-        waiters, self.write_waiters = self.write_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         if self.upgraded:
@@ -639,10 +636,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._resume_reading()
 
     async def wait_writable(self) -> None:
-        while self.write_paused and not self.closing:
-            waiter = self.loop.create_future()
-            self.write_waiters.append(waiter)
-            await waiter
+        await self.gate.wait()
 
     def abort(self, stream: HTTPStream) -> None:
         self.closing = True

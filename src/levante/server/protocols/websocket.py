@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from websockets.protocol import State
 
 from levante.server import limits
+from levante.server.flow import WriteGate
 
 if TYPE_CHECKING:
     from levante.server.state import ServerState
@@ -28,8 +29,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.state = state
         self.session = session
         self.transport = transport
-        self.write_paused = False
-        self.write_waiters: list[asyncio.Future[None]] = []
+        self.gate = WriteGate()
         self.closing = False
         self.last_seen = state.now
         self.closing_since = 0.0
@@ -49,17 +49,21 @@ class WebSocketProtocol(asyncio.Protocol):
         self.closing = True
         self.state.connections.discard(self)
         self.session.feed_disconnect()
-        self._release_writers()
+        self.gate.close()
         self.state.check_drained()
 
+    @property
+    def write_paused(self) -> bool:
+        """Whether the transport asked to stop writing (its buffer is full)."""
+        return self.gate.paused
+
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.gate.pause()
         self.session.writing_paused = True
 
     def resume_writing(self) -> None:
-        self.write_paused = False
+        self.gate.resume()
         self.session.writing_paused = False
-        self._release_writers()
 
     # -- WebSocketTransport ---------------------------------------------------
 
@@ -81,16 +85,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     async def wait_writable(self) -> None:
-        while self.write_paused and not self.closing:
-            waiter = asyncio.get_running_loop().create_future()
-            self.write_waiters.append(waiter)
-            await waiter
-
-    def _release_writers(self) -> None:
-        waiters, self.write_waiters = self.write_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        await self.gate.wait()
 
     # -- Connection (server ticks and shutdown) -----------------------------
 
