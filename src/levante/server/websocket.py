@@ -50,6 +50,21 @@ ABNORMAL_CLOSURE = 1006
 FEED_SLICE = 4096
 
 
+class _ServerProtocol(ServerProtocol):
+    """websockets' server protocol, closing cleanly on a close frame mid-message.
+
+    RFC 6455 section 5.4 lets control frames arrive between the fragments of a
+    message. The library answers a Close there with 1002 ("incomplete
+    fragmented message"); the peer is ending the connection, so the unfinished
+    message is dropped and the close is answered normally (Autobahn case 7.1.5).
+    """
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
 class WebSocketTransport(Protocol):
     """What a connection offers a session once the handshake is done."""
 
@@ -92,7 +107,7 @@ class WebSocketSession:
         self.close_sent = False
         self.unparsed = b""
         extensions = [ServerPerMessageDeflateFactory()] if config.ws_per_message_deflate else []
-        self.protocol = ServerProtocol(
+        self.protocol = _ServerProtocol(
             extensions=extensions, max_size=config.ws_max_size, logger=logger
         )
 
