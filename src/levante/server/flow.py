@@ -41,6 +41,11 @@ class WriteGate:
 
     def _release(self) -> None:
         waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(waiters)
+
+
+def wake(waiters: list[asyncio.Future[None]]) -> None:
+    """Resolve every future a task is blocked on (those not cancelled meanwhile)."""
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from levante.asgi import ASGIApp, Message
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
+from levante.server.flow import wake
 
 logger = logging.getLogger("levante.error")
 
@@ -154,9 +155,7 @@ class HTTPStream:
         waiters = self.waiters
         if waiters is not None:
             self.waiters = None
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
+            wake(waiters)
 
     # -- ASGI receive -----------------------------------------------------
 

@@ -26,6 +26,7 @@ from websockets.server import ServerProtocol
 
 from levante.asgi import ASGIApp, Message
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
+from levante.server.flow import wake
 from levante.server.stream import message_type
 
 if TYPE_CHECKING:
@@ -210,9 +211,7 @@ class WebSocketSession:
 
     def _wake(self) -> None:
         waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(waiters)
 
     def ping(self) -> None:
         """Send a ping (keep-alive); the protocol answers the peer's pongs."""
