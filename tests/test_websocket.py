@@ -194,3 +194,47 @@ def test_websocket_scope_describes_the_request(serve: Any) -> None:
     assert scope["query_string"] == b"room=1"
     assert scope["subprotocols"] == ["a", "b"]
     assert "method" not in scope
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        pytest.param(
+            b"POST /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            id="not-a-get",
+        ),
+        pytest.param(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            id="no-connection-upgrade",
+        ),
+    ],
+)
+def test_malformed_websocket_upgrade_gets_400(serve: Any, request_head: bytes) -> None:
+    server = serve(echo)
+    with connect(server.port) as sock:
+        sock.sendall(request_head)
+        status_line, _, body = read_response(sock)
+        assert status_line.startswith(b"HTTP/1.1 400 ")
+        assert b"WebSocket" in body
+
+
+def test_other_upgrades_are_served_as_plain_http(serve: Any) -> None:
+    # RFC 9110 section 7.8: an Upgrade the server does not act on is ignored
+    # (curl --http2 sends "Upgrade: h2c" with every http:// request).
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"plain"})
+
+    server = serve(app)
+    with connect(server.port) as sock:
+        sock.sendall(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        )
+        status_line, headers, body = read_response(sock)
+        assert status_line == b"HTTP/1.1 200 OK"
+        assert body == b"plain"
+        assert headers[b"connection"] == b"close"

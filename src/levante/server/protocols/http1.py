@@ -352,9 +352,14 @@ class HTTP1Protocol(asyncio.Protocol):
         stream = self._new_stream(method_str, version)
         stream.expect_continue = self.expect_continue and version == "1.1"
         keep_alive = parser.should_keep_alive() and self.keep_alive
+        websocket = self.upgrade_ws and self.state.config.ws == "auto"
+        if websocket and not (method == b"GET" and parser.should_upgrade()):
+            # RFC 6455 section 4.2.1: a WebSocket upgrade is a GET with
+            # "Connection: Upgrade"; anything else asking for one is malformed.
+            self._fail_parse(400, "Invalid WebSocket upgrade: use GET with 'Connection: Upgrade'")
         if parser.should_upgrade():
             keep_alive = self._upgrade_request()
-            if self.upgrade_ws and method == b"GET" and self.state.config.ws == "auto":
+            if websocket:
                 stream.scope = _websocket_scope(stream.scope)
         self.reading = stream
         if self.current is None:
