@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.apps.basic import run_lifespan
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "websocket":
@@ -18,7 +20,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif scope["type"] == "http":
         await not_found(send)
     elif scope["type"] == "lifespan":
-        await lifespan(receive, send)
+        await run_lifespan(receive, send)
 
 
 async def echo(receive: Any, send: Any) -> None:
@@ -57,13 +59,3 @@ async def not_found(send: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-async def lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
