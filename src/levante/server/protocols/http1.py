@@ -286,17 +286,17 @@ class HTTP1Protocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         config = self.state.config
         size = len(name) + len(value)
+        self.head_size += size
         if self.phase != HEAD:
             # A chunked body's trailer fields: ASGI has no request trailers, so
-            # they are only measured against the same limits as the head.
-            self.head_size += size
+            # they are only measured, head and trailers together, against the
+            # head's limits (twice the size).
             if (
                 size > config.limit_request_field_size
                 or self.head_size > 2 * config.limit_request_head
             ):
                 self._fail_parse(431, "Request trailer fields too large")
             return
-        self.head_size += size
         headers = self.headers
         if (
             size > config.limit_request_field_size
