@@ -206,3 +206,6 @@ Message: TypeAlias = MutableMapping[str, Any]
 Receive: TypeAlias = Callable[[], Awaitable[Message]]
 Send: TypeAlias = Callable[[Message], Awaitable[None]]
 ASGIApp: TypeAlias = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+#: A scope as a framework handles it: any keys, since routers and middleware add
+#: their own (``path_params``, ``session``, ``app``). Use `Scope` to narrow by type.
+AnyScope: TypeAlias = MutableMapping[str, Any]

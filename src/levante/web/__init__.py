@@ -1,0 +1,92 @@
+"""`levante.web`: a small, fast, typed ASGI framework that runs on any ASGI server.
+
+Import what you need from here::
+
+    from levante.web import App, Request, JSONResponse
+
+    app = App()
+
+    @app.get("/items/{item_id:int}")
+    async def item(item_id: int):
+        return {"id": item_id}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from levante.web.app import App
+from levante.web.background import BackgroundTask, BackgroundTasks
+from levante.web.datastructures import URL, Address, Headers, MutableHeaders, QueryParams, State
+from levante.web.exceptions import (
+    ClientDisconnect,
+    HTTPException,
+    RouteConflict,
+    WebError,
+    WebSocketDisconnect,
+    WebSocketException,
+)
+from levante.web.requests import HTTPConnection, Request
+from levante.web.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from levante.web.routing import Host, Mount, Route, Router, WebSocketRoute
+from levante.web.websockets import WebSocket, WebSocketState
+
+__all__ = [
+    "URL",
+    "Address",
+    "App",
+    "BackgroundTask",
+    "BackgroundTasks",
+    "ClientDisconnect",
+    "EventSourceResponse",
+    "FileResponse",
+    "HTMLResponse",
+    "HTTPConnection",
+    "HTTPException",
+    "Headers",
+    "Host",
+    "JSONResponse",
+    "Mount",
+    "MutableHeaders",
+    "PlainTextResponse",
+    "QueryParams",
+    "RedirectResponse",
+    "Request",
+    "Response",
+    "Route",
+    "RouteConflict",
+    "Router",
+    "ServerSentEvent",
+    "State",
+    "StaticFiles",
+    "StreamingResponse",
+    "WebError",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketException",
+    "WebSocketRoute",
+    "WebSocketState",
+]
+
+_LAZY = {
+    "FileResponse": "levante.web.files",
+    "StaticFiles": "levante.web.files",
+    "EventSourceResponse": "levante.web.sse",
+    "ServerSentEvent": "levante.web.sse",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'levante.web' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

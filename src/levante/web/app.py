@@ -1,0 +1,158 @@
+"""`App`: a router with lifespan, middleware, exception handlers and debug mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from levante.asgi import AnyScope, ASGIApp, Receive, Send
+from levante.web.datastructures import State
+from levante.web.errors import ServerErrorMiddleware
+from levante.web.handlers import HANDLERS_KEY, ExceptionHandler, HandlerTables
+from levante.web.lifespan import Lifespan
+from levante.web.routing import BaseRoute, Decorated, Router, URLPath
+
+StateT = TypeVar("StateT")
+
+ExceptionKey = int | type[BaseException]
+
+
+class App(Generic[StateT]):
+    """An ASGI app made of routes.
+
+    - `lifespan(app)` is an async context manager factory; what it yields is the
+      lifespan state (type it with ``App[MyState]``): a mapping is merged into the
+      ASGI state, any other object is reachable as `request.lifespan_state` and by
+      attribute on `request.state`. Mounted apps' lifespans run inside it.
+    - `exception_handlers` maps a status code or an exception class to
+      `handler(request, exc) -> Response` (sync or async).
+    - `debug=True` answers unhandled errors with a traceback page.
+    - `middleware` is a list of `Middleware(cls, **options)`, outermost first.
+    """
+
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute] | None = None,
+        *,
+        debug: bool = False,
+        middleware: Sequence[Any] | None = None,
+        exception_handlers: Mapping[ExceptionKey, ExceptionHandler] | None = None,
+        lifespan: Lifespan | None = None,
+        redirect_slashes: bool = True,
+    ) -> None:
+        self.debug = debug
+        self.state = State()
+        self.router = Router(routes, redirect_slashes=redirect_slashes, lifespan=lifespan)
+        self.router.owner = self  # type: ignore[attr-defined]
+        self.user_middleware: list[Any] = list(middleware or [])
+        self.exception_handlers: dict[ExceptionKey, ExceptionHandler] = dict(
+            exception_handlers or {}
+        )
+        self._stack: ASGIApp | None = None
+        self._tables: HandlerTables = ({}, {})
+
+    # -- building --------------------------------------------------------------
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return self.router.routes
+
+    def build_middleware_stack(self) -> ASGIApp:
+        by_status: dict[int, ExceptionHandler] = {}
+        by_class: dict[type[BaseException], ExceptionHandler] = {}
+        error_handler = None
+        for key, handler in self.exception_handlers.items():
+            if key in (500, Exception):
+                error_handler = handler
+            if isinstance(key, int):
+                by_status[key] = handler
+            else:
+                by_class[key] = handler
+        self._tables = (by_status, by_class)
+        app: ASGIApp = self.router
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
+
+    def _changed(self) -> None:
+        if self._stack is not None:
+            raise RuntimeError("cannot change middleware or handlers after the app has started")
+
+    def add_middleware(self, cls: Callable[..., ASGIApp], *args: Any, **kwargs: Any) -> None:
+        """Add a middleware outside the ones already added (before the app starts)."""
+        self._changed()
+        self.user_middleware.insert(0, (cls, args, kwargs))
+
+    def add_exception_handler(self, key: ExceptionKey, handler: ExceptionHandler) -> None:
+        self._changed()
+        self.exception_handlers[key] = handler
+
+    def exception_handler(
+        self, key: ExceptionKey
+    ) -> Callable[[ExceptionHandler], ExceptionHandler]:
+        def decorate(handler: ExceptionHandler) -> ExceptionHandler:
+            self.add_exception_handler(key, handler)
+            return handler
+
+        return decorate
+
+    # -- routes (the router's) -----------------------------------------------------
+
+    def route(self, path: str, methods: Iterable[str] | None = None, **options: Any) -> Decorated:
+        return self.router.route(path, methods=methods, **options)
+
+    def get(self, path: str, **options: Any) -> Decorated:
+        return self.router.get(path, **options)
+
+    def post(self, path: str, **options: Any) -> Decorated:
+        return self.router.post(path, **options)
+
+    def put(self, path: str, **options: Any) -> Decorated:
+        return self.router.put(path, **options)
+
+    def patch(self, path: str, **options: Any) -> Decorated:
+        return self.router.patch(path, **options)
+
+    def delete(self, path: str, **options: Any) -> Decorated:
+        return self.router.delete(path, **options)
+
+    def options(self, path: str, **options: Any) -> Decorated:
+        return self.router.options(path, **options)
+
+    def head(self, path: str, **options: Any) -> Decorated:
+        return self.router.head(path, **options)
+
+    def websocket(self, path: str, **options: Any) -> Decorated:
+        return self.router.websocket(path, **options)
+
+    def add_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        self.router.add_route(path, endpoint, **options)
+
+    def add_websocket_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        self.router.add_websocket_route(path, endpoint, **options)
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
+        self.router.mount(path, app, name)
+
+    def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        self.router.host(host, app, name)
+
+    def include_router(self, router: Router, prefix: str = "", **options: Any) -> None:
+        self.router.include_router(router, prefix, **options)
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        return self.router.url_path_for(name, **params)
+
+    # -- serving -------------------------------------------------------------------
+
+    async def __call__(self, scope: AnyScope, receive: Receive, send: Send) -> None:
+        scope["app"] = self
+        stack = self._stack
+        if stack is None:
+            stack = self._stack = self.build_middleware_stack()
+        scope[HANDLERS_KEY] = self._tables
+        if "state" not in scope:
+            fallback = self.router.lifespan_runner().state
+            if fallback is not None:
+                scope["state"] = dict(fallback)
+        await stack(scope, receive, send)

@@ -1,0 +1,127 @@
+"""The ASGI lifespan protocol for apps and routers, sub-apps included.
+
+An app's lifespan is an async context manager factory, ``lifespan(app)``: what
+it yields becomes the lifespan state (a mapping is merged into the ASGI state
+dict, any other object is kept whole and reachable as `request.lifespan_state`
+and by attribute on `request.state`). The lifespans of mounted apps (another
+`App`, a Starlette app, anything that speaks ASGI lifespan) run too, inside the
+parent's, and are shut down first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from levante.asgi import AnyScope, ASGIApp, Message, Receive, Send
+from levante.web.exceptions import WebError
+
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+#: Where the object a lifespan yielded is kept in the ASGI lifespan state.
+LIFESPAN_STATE_KEY = "levante.lifespan"
+
+logger = logging.getLogger("levante.web")
+
+
+class LifespanError(WebError):
+    """A mounted app's lifespan failed; the message is the app's."""
+
+
+def merge_state(state: dict[str, Any], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        state.update(value)
+    else:
+        state[LIFESPAN_STATE_KEY] = value
+
+
+class LifespanRunner:
+    """Answers one ASGI lifespan scope for `owner` (an `App` or a `Router`)."""
+
+    def __init__(
+        self,
+        owner: Any,
+        contexts: Sequence[Lifespan],
+        subapps: Sequence[ASGIApp],
+        on_startup: Callable[[], Any],
+    ) -> None:
+        self.owner = owner
+        self.contexts = contexts
+        self.subapps = subapps
+        self.on_startup = on_startup
+        #: The state dict, kept for servers that run lifespan but give no state.
+        self.state: dict[str, Any] | None = None
+
+    async def __call__(self, scope: AnyScope, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        state: dict[str, Any] | None = scope.get("state")
+        if state is None:
+            state = {}
+            self.state = state
+        started = False
+        try:
+            async with AsyncExitStack() as stack:
+                await self._start(stack, state)
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()  # lifespan.shutdown
+        except Exception:
+            kind = "lifespan.shutdown.failed" if started else "lifespan.startup.failed"
+            await send({"type": kind, "message": traceback.format_exc()})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _start(self, stack: AsyncExitStack, state: dict[str, Any]) -> None:
+        self.on_startup()
+        owner = getattr(self.owner, "owner", None) or self.owner
+        for context in self.contexts:
+            merge_state(state, await stack.enter_async_context(context(owner)))
+        for app in self.subapps:
+            await stack.enter_async_context(run_sub_lifespan(app, state))
+
+
+@asynccontextmanager
+async def run_sub_lifespan(app: ASGIApp, state: dict[str, Any]) -> AsyncIterator[None]:
+    """Run `app`'s lifespan around the block, sharing `state`.
+
+    An app that raises or returns before answering startup does not support
+    lifespan (Django, plain ASGI functions); the ASGI spec tells servers to carry
+    on without it, and so do we.
+    """
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": state}
+
+    async def run() -> None:
+        try:
+            await app(scope, inbox.get, outbox.put)
+        except Exception as exc:
+            logger.debug("mounted app %r has no lifespan: %r", app, exc)
+            await outbox.put({"type": "levante.lifespan.ended"})
+        else:
+            await outbox.put({"type": "levante.lifespan.ended"})
+
+    task = asyncio.ensure_future(run())
+    await inbox.put({"type": "lifespan.startup"})
+    answer = await outbox.get()
+    if answer["type"] == "lifespan.startup.failed":
+        await task
+        raise LifespanError(f"mounted app {app!r} failed to start: {answer.get('message', '')}")
+    if answer["type"] != "lifespan.startup.complete":
+        await task
+        yield
+        return
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        answer = await outbox.get()
+        await task
+        if answer["type"] == "lifespan.shutdown.failed":
+            raise LifespanError(f"mounted app {app!r} failed to stop: {answer.get('message', '')}")

@@ -1,0 +1,749 @@
+"""Routing: routes compiled into a table at start-up, then one lookup per request.
+
+Paths without parameters sit in a dict keyed by the whole path. The rest form a
+trie of path segments: at each node a literal segment is one dict lookup, then the
+parameter segments are tried narrowest first (``int`` before ``str``), then a
+trailing ``path`` parameter, then mounts (the deepest one wins). No request scans
+the route list. Matching is by specificity, not declaration order, so two routes
+that would match exactly the same paths are refused when the table is built, with
+both named.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from levante.asgi import AnyScope, ASGIApp, Receive, Send
+from levante.web.convertors import PathTemplate, Segment, compile_path
+from levante.web.datastructures import URL, Headers
+from levante.web.exceptions import HTTPException, NoMatchFound, RouteConflict
+from levante.web.handlers import (
+    compile_http_handler,
+    compile_websocket_handler,
+    respond_to_exception,
+)
+from levante.web.lifespan import Lifespan, LifespanRunner
+from levante.web.responses import RedirectResponse, Response
+
+ALL_METHODS = None
+
+
+class URLPath(str):
+    """A path from `url_path_for`, which `make_absolute_url` can anchor to a base URL."""
+
+    __slots__ = ("protocol",)
+
+    def __new__(cls, path: str, protocol: str = "") -> URLPath:
+        return super().__new__(cls, path)
+
+    def __init__(self, path: str, protocol: str = "") -> None:
+        self.protocol = protocol
+
+    def make_absolute_url(self, base_url: str | URL) -> URL:
+        base = base_url if isinstance(base_url, URL) else URL(base_url)
+        scheme = base.scheme
+        if self.protocol == "websocket":
+            scheme = "wss" if base.is_secure else "ws"
+        elif self.protocol == "http":
+            scheme = "https" if base.is_secure else "http"
+        path = base.path.rstrip("/") + str(self)
+        return URL(f"{scheme}://{base.netloc}{path}")
+
+
+def route_path(scope: AnyScope) -> str:
+    """The path below the app's mount point: ``path`` without ``root_path``.
+
+    Servers put the whole path in ``path`` and the mount prefix in ``root_path``
+    (as uvicorn and Levante do, and Starlette's mounts); an older convention
+    strips the prefix from ``path``, which this accepts too.
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
+class BaseRoute:
+    """Something a router can hold: a route, a mount or a host."""
+
+    name: str | None
+    include_in_schema: bool = True
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        raise NoMatchFound(name)
+
+    def describe(self) -> str:
+        return repr(self)
+
+
+def _endpoint_name(endpoint: Any) -> str:
+    func = getattr(endpoint, "__name__", None) or type(endpoint).__name__
+    return str(func)
+
+
+def _is_handler(endpoint: Any) -> bool:
+    """Plain functions and methods are handlers; anything else is an ASGI app."""
+    while isinstance(endpoint, functools.partial):
+        endpoint = endpoint.func
+    return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+
+
+def _format(template: PathTemplate, name: str, params: dict[str, Any]) -> str:
+    expected = set(template.param_names)
+    if set(params) != expected:
+        raise NoMatchFound(
+            f"route {name!r} takes path parameters {sorted(expected)}, got {sorted(params)}"
+        )
+    try:
+        return template.format(params)
+    except (ValueError, TypeError) as exc:
+        raise NoMatchFound(f"route {name!r}: {exc}") from None
+
+
+class Route(BaseRoute):
+    """An HTTP route: `path` and `methods` mapped to a handler or an ASGI app.
+
+    A handler is a plain (`def`) or `async def` function taking the request
+    and/or path parameters by name; what it returns is sent as the response
+    (a `Response` as is, anything else as JSON). Any other callable is taken
+    as an ASGI app. GET routes answer HEAD too.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Iterable[str] | None = None,
+        name: str | None = None,
+        include_in_schema: bool = True,
+        middleware: Sequence[Any] | None = None,
+        status_code: int | None = None,
+        **options: Any,
+    ) -> None:
+        self.path = path
+        self.endpoint = endpoint
+        self.template = compile_path(path)
+        self.name = _endpoint_name(endpoint) if name is None else name
+        self.include_in_schema = include_in_schema
+        self.status_code = status_code
+        self.options = options
+        is_handler = _is_handler(endpoint)
+        if methods is None and is_handler:
+            methods = ["GET"]
+        self.methods: set[str] | None = None
+        if methods is not None:
+            self.methods = {m.upper() for m in methods}
+            if "GET" in self.methods:
+                self.methods.add("HEAD")
+        if is_handler:
+            self.app: ASGIApp = compile_http_handler(endpoint, self)
+        else:
+            self.app = endpoint
+        for cls, args, kwargs in reversed(list(middleware or ())):
+            self.app = cls(self.app, *args, **kwargs)
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        if name != self.name:
+            raise NoMatchFound(name)
+        return URLPath(_format(self.template, name, params), "http")
+
+    def describe(self) -> str:
+        methods = "ANY" if self.methods is None else ",".join(sorted(self.methods))
+        return f"Route({self.path!r}, {self.name}, methods={methods})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+class WebSocketRoute(BaseRoute):
+    """A WebSocket route: `endpoint(websocket, **path_params)` or an ASGI app."""
+
+    methods = None
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        name: str | None = None,
+        middleware: Sequence[Any] | None = None,
+        include_in_schema: bool = True,
+        **options: Any,
+    ) -> None:
+        self.path = path
+        self.endpoint = endpoint
+        self.template = compile_path(path)
+        self.name = _endpoint_name(endpoint) if name is None else name
+        self.include_in_schema = include_in_schema
+        self.options = options
+        if _is_handler(endpoint):
+            self.app: ASGIApp = compile_websocket_handler(endpoint, self)
+        else:
+            self.app = endpoint
+        for cls, args, kwargs in reversed(list(middleware or ())):
+            self.app = cls(self.app, *args, **kwargs)
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        if name != self.name:
+            raise NoMatchFound(name)
+        return URLPath(_format(self.template, name, params), "websocket")
+
+    def describe(self) -> str:
+        return f"WebSocketRoute({self.path!r}, {self.name})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+class Mount(BaseRoute):
+    """Any ASGI app (a router, a `StaticFiles`, another framework's app) under a
+    path prefix. The app sees the prefix added to ``root_path``; its own
+    lifespan runs with the parent's."""
+
+    def __init__(
+        self,
+        path: str,
+        app: ASGIApp | None = None,
+        routes: Sequence[BaseRoute] | None = None,
+        name: str | None = None,
+        *,
+        middleware: Sequence[Any] | None = None,
+    ) -> None:
+        if path == "/":
+            path = ""
+        if path.endswith("/"):
+            raise ValueError(f"a mount path must not end with '/': {path!r}")
+        if (app is None) == (routes is None):
+            raise ValueError("Mount takes either an app or routes")
+        self.path = path
+        self.app: ASGIApp = app if app is not None else Router(routes)
+        self.inner = self.app
+        self.name = name
+        self.template = compile_path(path)
+        for cls, args, kwargs in reversed(list(middleware or ())):
+            self.app = cls(self.app, *args, **kwargs)
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return list(getattr(self.inner, "routes", []))
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        own = {k: params.pop(k) for k in self.template.param_names if k in params}
+        prefix = _format(self.template, name, own) if self.path else ""
+        if self.name is not None and name == self.name and "path" in params:
+            return URLPath(prefix.rstrip("/") + "/" + str(params.pop("path")).lstrip("/"))
+        if self.name is not None:
+            if not name.startswith(self.name + ":"):
+                raise NoMatchFound(name)
+            name = name[len(self.name) + 1 :]
+        for route in self.routes:
+            try:
+                inner = route.url_path_for(name, **params)
+            except NoMatchFound:
+                continue
+            return URLPath(prefix + str(inner), inner.protocol)
+        raise NoMatchFound(name)
+
+    def describe(self) -> str:
+        return f"Mount({self.path!r}, {_endpoint_name(self.inner)})"
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+class Host(BaseRoute):
+    """Route by the Host header: ``Host("{tenant}.example.com", app)``."""
+
+    def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        self.host = host
+        self.app = app
+        self.name = name
+        self._params: list[tuple[str, Any]] = []
+        pattern = ""
+        position = 0
+        for found in re.finditer(r"{([a-zA-Z_]\w*)(?::(\w+))?}", host):
+            from levante.web.convertors import CONVERTORS
+
+            kind = found.group(2) or "str"
+            pattern += re.escape(host[position : found.start()]) + r"([^/.:]+)"
+            self._params.append((found.group(1), CONVERTORS[kind]))
+            position = found.end()
+        pattern += re.escape(host[position:])
+        self.regex = re.compile(pattern, re.IGNORECASE)
+
+    def match(self, host: str) -> dict[str, Any] | None:
+        found = self.regex.fullmatch(host)
+        if found is None:
+            return None
+        return {n: c.convert(v) for (n, c), v in zip(self._params, found.groups(), strict=True)}
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return list(getattr(self.app, "routes", []))
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        if self.name is not None:
+            if not name.startswith(self.name + ":"):
+                raise NoMatchFound(name)
+            name = name[len(self.name) + 1 :]
+        for key, _ in self._params:
+            params.pop(key, None)
+        for route in self.routes:
+            try:
+                return route.url_path_for(name, **params)
+            except NoMatchFound:
+                continue
+        raise NoMatchFound(name)
+
+    def describe(self) -> str:
+        return f"Host({self.host!r})"
+
+
+# -- the compiled table -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Leaf:
+    """The routes that end at one trie node, by method (None: any method)."""
+
+    http: dict[str | None, Route] = field(default_factory=dict)
+    websocket: WebSocketRoute | None = None
+    allow: str = ""
+
+    def add(self, route: BaseRoute) -> None:
+        if isinstance(route, WebSocketRoute):
+            if self.websocket is not None:
+                raise _conflict(self.websocket, route)
+            self.websocket = route
+            return
+        if not isinstance(route, Route):
+            raise TypeError(f"not a route: {route!r}")
+        methods: Iterable[str | None] = [None] if route.methods is None else route.methods
+        for method in methods:
+            clash = self.http.get(method) or (self.http.get(None) if method else None)
+            if clash is None and method is None and self.http:
+                clash = next(iter(self.http.values()))
+            if clash is not None:
+                raise _conflict(clash, route)
+            self.http[method] = route
+        self.allow = ", ".join(sorted(m for m in self.http if m is not None))
+
+    def accepts(self, want: str) -> bool:
+        if want == "websocket":
+            return self.websocket is not None
+        return want in self.http or None in self.http
+
+
+def _conflict(first: BaseRoute, second: BaseRoute) -> RouteConflict:
+    return RouteConflict(
+        f"{second.describe()} conflicts with {first.describe()}: both match the same "
+        "paths and methods. Remove one, or give them different methods or paths."
+    )
+
+
+@dataclass(slots=True)
+class _Node:
+    literal: dict[str, _Node] = field(default_factory=dict)
+    params: list[tuple[Segment, _Node]] = field(default_factory=list)
+    tail: tuple[Segment, _Leaf] | None = None
+    leaf: _Leaf | None = None
+    mount: Mount | None = None
+
+    def child(self, segment: Segment) -> _Node:
+        if segment.is_literal:
+            return self.literal.setdefault(segment.text, _Node())
+        for existing, node in self.params:
+            if existing.key == segment.key:
+                return node
+        node = _Node()
+        self.params.append((segment, node))
+        self.params.sort(key=lambda item: item[0].priority)
+        return node
+
+
+@dataclass(slots=True)
+class Match:
+    """What a path resolved to. `route` is None for a mount; `leaf` without a route
+    for the method means 405."""
+
+    leaf: _Leaf | None = None
+    mount: Mount | None = None
+    raw: list[str] = field(default_factory=list)
+    prefix_length: int = 0
+
+
+class RouteTable:
+    """The compiled form of a router's routes."""
+
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
+        self.static: dict[str, _Leaf] = {}
+        self.root = _Node()
+        self.hosts: list[Host] = []
+        self.templates: dict[int, PathTemplate] = {}
+        for route in routes:
+            self._add(route)
+
+    def _add(self, route: BaseRoute) -> None:
+        if isinstance(route, Host):
+            self.hosts.append(route)
+            return
+        if isinstance(route, Mount):
+            self._add_mount(route)
+            return
+        if not isinstance(route, Route | WebSocketRoute):
+            raise TypeError(f"a router holds Route, WebSocketRoute, Mount or Host, not {route!r}")
+        node = self.root
+        segments = route.template.segments
+        for segment in segments[:-1] if segments and segments[-1].is_tail else segments:
+            node = node.child(segment)
+        if segments and segments[-1].is_tail:
+            if node.tail is None:
+                node.tail = (segments[-1], _Leaf())
+            leaf = node.tail[1]
+        else:
+            if node.leaf is None:
+                node.leaf = _Leaf()
+            leaf = node.leaf
+        leaf.add(route)
+        if route.template.is_static:
+            self.static[route.path] = leaf
+
+    def _add_mount(self, mount: Mount) -> None:
+        node = self.root
+        for segment in mount.template.segments:
+            node = node.child(segment)
+        if node.mount is not None:
+            raise _conflict(node.mount, mount)
+        node.mount = mount
+
+    def match(self, path: str, want: str) -> Match | None:
+        """The best match for `path` (which starts with ``/``) and `want` (a method,
+        or ``"websocket"``): a full match, else a leaf with other methods (405)."""
+        leaf = self.static.get(path)
+        if leaf is not None and leaf.accepts(want):
+            return Match(leaf)
+        partial: list[Match] = []
+        found = _walk(self.root, path[1:].split("/"), 0, [], want, partial)
+        if found is None and partial:
+            return partial[0]
+        return found
+
+
+def _walk(
+    node: _Node, segments: list[str], index: int, raw: list[str], want: str, partial: list[Match]
+) -> Match | None:
+    if index == len(segments):
+        leaf = node.leaf
+        if leaf is not None:
+            if leaf.accepts(want):
+                return Match(leaf, raw=list(raw))
+            partial.append(Match(leaf, raw=list(raw)))
+    else:
+        found = _walk_children(node, segments, index, raw, want, partial)
+        if found is not None:
+            return found
+    if node.mount is not None:
+        return Match(mount=node.mount, raw=list(raw), prefix_length=index)
+    return None
+
+
+def _walk_children(
+    node: _Node, segments: list[str], index: int, raw: list[str], want: str, partial: list[Match]
+) -> Match | None:
+    text = segments[index]
+    child = node.literal.get(text)
+    if child is not None:
+        found = _walk(child, segments, index + 1, raw, want, partial)
+        if found is not None:
+            return found
+    for segment, child in node.params:
+        values = segment.match(text)
+        if values is None:
+            continue
+        raw.extend(values)
+        found = _walk(child, segments, index + 1, raw, want, partial)
+        del raw[len(raw) - len(values) :]
+        if found is not None:
+            return found
+    if node.tail is not None:
+        leaf = node.tail[1]
+        match = Match(leaf, raw=[*raw, "/".join(segments[index:])])
+        if leaf.accepts(want):
+            return match
+        partial.append(match)
+    return None
+
+
+# -- the router --------------------------------------------------------------------
+
+
+Decorated = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class Router:
+    """A set of routes, itself an ASGI app. Compiled into a `RouteTable` on the
+    first request or at start-up, whichever comes first; adding a route later
+    recompiles."""
+
+    def __init__(
+        self,
+        routes: Sequence[BaseRoute] | None = None,
+        *,
+        redirect_slashes: bool = True,
+        default: ASGIApp | None = None,
+        lifespan: Lifespan | None = None,
+    ) -> None:
+        self.routes: list[BaseRoute] = list(routes or [])
+        self.redirect_slashes = redirect_slashes
+        self.default = default
+        self.lifespan_context = lifespan
+        self.included_lifespans: list[Lifespan] = []
+        self._table: RouteTable | None = None
+        self._lifespan: LifespanRunner | None = None
+
+    # -- building ------------------------------------------------------------
+
+    def compile(self) -> RouteTable:
+        """Build the route table now; raises `RouteConflict` naming both routes."""
+        self._table = RouteTable(self.routes)
+        return self._table
+
+    def _changed(self) -> None:
+        self._table = None
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> Route:
+        route = Route(path, endpoint, methods=methods, name=name, **options)
+        self.routes.append(route)
+        self._changed()
+        return route
+
+    def add_websocket_route(
+        self, path: str, endpoint: Callable[..., Any], name: str | None = None, **options: Any
+    ) -> WebSocketRoute:
+        route = WebSocketRoute(path, endpoint, name=name, **options)
+        self.routes.append(route)
+        self._changed()
+        return route
+
+    def mount(self, path: str, app: ASGIApp, name: str | None = None) -> None:
+        self.routes.append(Mount(path, app=app, name=name))
+        self._changed()
+
+    def host(self, host: str, app: ASGIApp, name: str | None = None) -> None:
+        self.routes.append(Host(host, app=app, name=name))
+        self._changed()
+
+    def include_router(self, router: Router, prefix: str = "", **options: Any) -> None:
+        """Copy `router`'s routes in under `prefix` (its lifespan runs with ours)."""
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(f"a prefix starts with '/' and does not end with one: {prefix!r}")
+        for route in router.routes:
+            self.routes.append(_prefixed(route, prefix, options))
+        if router.lifespan_context is not None:
+            self.included_lifespans.append(router.lifespan_context)
+        self.included_lifespans.extend(router.included_lifespans)
+        self._changed()
+
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> Decorated:
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_route(path, func, methods=methods, name=name, **options)
+            return func
+
+        return decorate
+
+    def get(self, path: str, **options: Any) -> Decorated:
+        return self.route(path, methods=["GET"], **options)
+
+    def post(self, path: str, **options: Any) -> Decorated:
+        return self.route(path, methods=["POST"], **options)
+
+    def put(self, path: str, **options: Any) -> Decorated:
+        return self.route(path, methods=["PUT"], **options)
+
+    def patch(self, path: str, **options: Any) -> Decorated:
+        return self.route(path, methods=["PATCH"], **options)
+
+    def delete(self, path: str, **options: Any) -> Decorated:
+        return self.route(path, methods=["DELETE"], **options)
+
+    def options(self, path: str, **options: Any) -> Decorated:
+        return self.route(path, methods=["OPTIONS"], **options)
+
+    def head(self, path: str, **options: Any) -> Decorated:
+        return self.route(path, methods=["HEAD"], **options)
+
+    def websocket(self, path: str, name: str | None = None, **options: Any) -> Decorated:
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            self.add_websocket_route(path, func, name=name, **options)
+            return func
+
+        return decorate
+
+    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        for route in self.routes:
+            try:
+                return route.url_path_for(name, **dict(params))
+            except NoMatchFound:
+                continue
+        raise NoMatchFound(f"no route named {name!r} with parameters {sorted(params)}")
+
+    def iter_routes(self) -> Iterator[BaseRoute]:
+        yield from self.routes
+
+    # -- serving -------------------------------------------------------------
+
+    async def __call__(self, scope: AnyScope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.lifespan_runner()(scope, receive, send)
+            return
+        if "router" not in scope:
+            scope["router"] = self
+        table = self._table or self.compile()
+        if table.hosts and await self._route_host(table, scope, receive, send):
+            return
+        path = route_path(scope)
+        want = scope["method"] if kind == "http" else "websocket"
+        found = table.match(path, want)
+        if found is not None:
+            if found.mount is not None:
+                await _call_mount(found, path, scope, receive, send)
+                return
+            leaf = found.leaf
+            if leaf is not None and leaf.accepts(want):
+                route: Route | WebSocketRoute | None
+                route = leaf.http.get(want) or leaf.http[None] if kind == "http" else leaf.websocket
+                if route is not None:
+                    if found.raw:
+                        scope["path_params"] = route.template.convert(found.raw)
+                    await route.app(scope, receive, send)
+                    return
+            if kind == "http" and leaf is not None and leaf.http:
+                await self._method_not_allowed(leaf, scope, receive, send)
+                return
+        await self.not_found(scope, receive, send, path)
+
+    async def _route_host(
+        self, table: RouteTable, scope: AnyScope, receive: Receive, send: Send
+    ) -> bool:
+        host = (
+            Headers(scope=scope).get("host", "").rsplit(":", 1)[0]
+            if scope["type"] != "lifespan"
+            else ""
+        )
+        host = host.split(":")[0] if not host.startswith("[") else host
+        for route in table.hosts:
+            params = route.match(host)
+            if params is not None:
+                scope["path_params"] = {**scope.get("path_params", {}), **params}
+                await route.app(scope, receive, send)
+                return True
+        return False
+
+    async def _method_not_allowed(
+        self, leaf: _Leaf, scope: AnyScope, receive: Receive, send: Send
+    ) -> None:
+        if scope["method"] == "OPTIONS":
+            headers = {"allow": f"{leaf.allow}, OPTIONS"}
+            await Response(status_code=204, headers=headers)(scope, receive, send)
+            return
+        error = HTTPException(405, headers={"allow": leaf.allow})
+        await respond_to_exception(scope, receive, send, error)
+
+    async def not_found(self, scope: AnyScope, receive: Receive, send: Send, path: str) -> None:
+        if self.default is not None:
+            await self.default(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000, "reason": ""})
+            return
+        if self.redirect_slashes and path != "/" and scope["method"] in ("GET", "HEAD"):
+            other = path[:-1] if path.endswith("/") else path + "/"
+            table = self._table or self.compile()
+            found = table.match(other, "GET")
+            if found is not None and (found.mount is not None or _accepts(found, "GET")):
+                url = URL.from_scope(scope)
+                target = url.replace(path=url.path[: len(url.path) - len(path)] + other)
+                await RedirectResponse(target)(scope, receive, send)
+                return
+        await respond_to_exception(scope, receive, send, HTTPException(404))
+
+    def lifespan_runner(self) -> LifespanRunner:
+        if self._lifespan is None:
+            contexts = [c for c in [self.lifespan_context, *self.included_lifespans] if c]
+            subapps = [
+                r.inner if isinstance(r, Mount) else r.app
+                for r in self.routes
+                if isinstance(r, Mount | Host)
+            ]
+            self._lifespan = LifespanRunner(self, contexts, subapps, on_startup=self.compile)
+        return self._lifespan
+
+
+def _accepts(found: Match, want: str) -> bool:
+    return found.leaf is not None and found.leaf.accepts(want)
+
+
+async def _call_mount(
+    found: Match, path: str, scope: AnyScope, receive: Receive, send: Send
+) -> None:
+    mount = found.mount
+    if mount is None:
+        return
+    segments = path[1:].split("/")
+    matched = "/" + "/".join(segments[: found.prefix_length]) if found.prefix_length else ""
+    if found.raw:
+        params = mount.template.convert(found.raw)
+        scope["path_params"] = {**scope.get("path_params", {}), **params}
+    root = scope.get("root_path", "")
+    scope["app_root_path"] = scope.get("app_root_path", root)
+    scope["root_path"] = root + matched
+    if not scope["path"].startswith(root):
+        scope["path"] = root + path  # an already-stripped path: make it whole again
+    await mount.app(scope, receive, send)
+
+
+def _prefixed(route: BaseRoute, prefix: str, options: dict[str, Any]) -> BaseRoute:
+    if not prefix and not options:
+        return route
+    if isinstance(route, Route):
+        merged = {**route.options, **options}
+        return Route(
+            prefix + route.path,
+            route.endpoint,
+            methods=route.methods,
+            name=route.name,
+            include_in_schema=route.include_in_schema,
+            status_code=route.status_code,
+            **merged,
+        )
+    if isinstance(route, WebSocketRoute):
+        return WebSocketRoute(prefix + route.path, route.endpoint, name=route.name, **route.options)
+    if isinstance(route, Mount):
+        return Mount(prefix + route.path, app=route.app, name=route.name)
+    return route
+
+
+def request_response(func: Callable[..., Awaitable[Response]]) -> ASGIApp:
+    """Wrap `func(request) -> Response` as an ASGI app (Starlette's helper)."""
+    return compile_http_handler(func, None)
