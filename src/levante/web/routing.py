@@ -88,10 +88,19 @@ def _endpoint_name(endpoint: Any) -> str:
 
 
 def _is_handler(endpoint: Any) -> bool:
-    """Plain functions and methods are handlers; anything else is an ASGI app."""
+    """Plain functions and methods are handlers, except those written as ASGI apps,
+    ``(scope, receive, send)``; anything else (a class instance) is an ASGI app."""
     while isinstance(endpoint, functools.partial):
         endpoint = endpoint.func
-    return inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+    if not (inspect.isfunction(endpoint) or inspect.ismethod(endpoint)):
+        return False
+    names = list(inspect.signature(endpoint).parameters)
+    return names != ["scope", "receive", "send"]
+
+
+def _set_path_params(scope: AnyScope, params: dict[str, Any]) -> None:
+    prior = scope.get("path_params")
+    scope["path_params"] = {**prior, **params} if prior else params
 
 
 def _format(template: PathTemplate, name: str, params: dict[str, Any]) -> str:
@@ -635,7 +644,7 @@ class Router:
                 route = leaf.http.get(want) or leaf.http[None] if kind == "http" else leaf.websocket
                 if route is not None:
                     if found.raw:
-                        scope["path_params"] = route.template.convert(found.raw)
+                        _set_path_params(scope, route.template.convert(found.raw))
                     await route.app(scope, receive, send)
                     return
             if kind == "http" and leaf is not None and leaf.http:
@@ -713,8 +722,7 @@ async def _call_mount(
     segments = path[1:].split("/")
     matched = "/" + "/".join(segments[: found.prefix_length]) if found.prefix_length else ""
     if found.raw:
-        params = mount.template.convert(found.raw)
-        scope["path_params"] = {**scope.get("path_params", {}), **params}
+        _set_path_params(scope, mount.template.convert(found.raw))
     root = scope.get("root_path", "")
     scope["app_root_path"] = scope.get("app_root_path", root)
     scope["root_path"] = root + matched
