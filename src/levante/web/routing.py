@@ -98,6 +98,13 @@ def _is_handler(endpoint: Any) -> bool:
     return names != ["scope", "receive", "send"]
 
 
+def _host_name(host: str) -> str:
+    """The Host header without its port (``[::1]:8000`` → ``[::1]``)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.split(":", 1)[0]
+
+
 def _set_path_params(scope: AnyScope, params: dict[str, Any]) -> None:
     prior = scope.get("path_params")
     scope["path_params"] = {**prior, **params} if prior else params
@@ -655,16 +662,11 @@ class Router:
     async def _route_host(
         self, table: RouteTable, scope: AnyScope, receive: Receive, send: Send
     ) -> bool:
-        host = (
-            Headers(scope=scope).get("host", "").rsplit(":", 1)[0]
-            if scope["type"] != "lifespan"
-            else ""
-        )
-        host = host.split(":")[0] if not host.startswith("[") else host
+        host = _host_name(Headers(scope=scope).get("host", ""))
         for route in table.hosts:
             params = route.match(host)
             if params is not None:
-                scope["path_params"] = {**scope.get("path_params", {}), **params}
+                _set_path_params(scope, params)
                 await route.app(scope, receive, send)
                 return True
         return False
