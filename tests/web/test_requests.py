@@ -237,3 +237,24 @@ def test_headers_from_a_mapping_and_equality():
 
 def test_parse_cookies_is_lenient():
     assert parse_cookies("a=1; b = 2 ;; c") == {"a": "1", "b": "2", "": "c"}
+
+
+def test_form_limits_answer_400_and_oversized_files_413():
+    app = App()
+
+    @app.post("/fields")
+    async def fields(request: Request) -> dict[str, int]:
+        return {"n": len(await request.form(max_fields=1))}
+
+    @app.post("/files")
+    async def files(request: Request) -> dict[str, int]:
+        return {"n": len(await request.form(max_file_size=10))}
+
+    client = TestClient(app)
+    response = client.post("/fields", data={"a": "1", "b": "2"})
+    assert (response.status_code, response.text) == (
+        400,
+        "Too many fields. Maximum number of fields is 1.",
+    )
+    assert client.post("/files", files={"f": ("f.txt", b"x" * 11)}).status_code == 413
+    assert client.post("/files", files={"f": ("f.txt", b"x" * 10)}).json() == {"n": 1}

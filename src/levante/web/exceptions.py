@@ -70,13 +70,13 @@ class NoMatchFound(WebError):
     """`url_path_for` found no route with that name and those parameters."""
 
 
-class MultiPartException(WebError):
-    """A form body is malformed or breaks a limit; answered with 400 or 413."""
+class MultiPartException(HTTPException):
+    """A form body is malformed or breaks a limit: answered 400, or 413 for a file
+    over its size limit, unless the app handles it."""
 
     def __init__(self, message: str, status_code: int = 400) -> None:
-        super().__init__(message)
+        super().__init__(status_code, message)
         self.message = message
-        self.status_code = status_code
 
 
 class ASGIUsageError(WebError, RuntimeError):
