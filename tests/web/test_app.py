@@ -21,6 +21,7 @@ from levante.web import (
     Mount,
     PlainTextResponse,
     Request,
+    Route,
     Router,
 )
 
@@ -139,6 +140,66 @@ def test_mounted_apps_lifespans_run_inside_the_parents():
     ]
 
 
+@dataclass
+class Outer:
+    name: str = "outer"
+
+
+@dataclass
+class Inner:
+    name: str = "inner"
+
+
+def yielding(value: object):
+    @asynccontextmanager
+    async def lifespan(app: object) -> AsyncIterator[object]:
+        yield value
+
+    return lifespan
+
+
+def report(request: Request) -> dict[str, object]:
+    state = request.lifespan_state
+    return {"type": type(state).__name__, "name": request.state.name}
+
+
+def test_each_app_sees_its_own_lifespan_object():
+    inner: App[Inner] = App(lifespan=yielding(Inner()))
+    inner.add_route("/", report)
+    outer: App[Outer] = App([Mount("/inner", app=inner)], lifespan=yielding(Outer()))
+    outer.add_route("/", report)
+    with TestClient(outer) as client:
+        assert client.get("/").json() == {"type": "Outer", "name": "outer"}
+        assert client.get("/inner/").json() == {"type": "Inner", "name": "inner"}
+
+
+def test_a_mounted_app_without_lifespan_does_not_see_its_parents_object():
+    inner = App()
+
+    @inner.get("/")
+    def home(request: Request) -> dict[str, object]:
+        return {"state": request.lifespan_state, "has_name": hasattr(request.state, "name")}
+
+    outer: App[Outer] = App([Mount("/inner", app=inner)], lifespan=yielding(Outer()))
+    with TestClient(outer) as client:
+        assert client.get("/inner/").json() == {"state": None, "has_name": False}
+
+
+def test_a_mounted_routers_lifespan_object_belongs_to_the_app_around_it():
+    router = Router([Route("/", report)], lifespan=yielding(Inner()))
+    app = App([Mount("/r", app=router)])
+    with TestClient(app) as client:
+        assert client.get("/r/").json() == {"type": "Inner", "name": "inner"}
+
+
+def test_an_apps_own_lifespan_object_wins_over_its_routers():
+    router = Router([Route("/", report)], lifespan=yielding(Inner()))
+    app: App[Outer] = App([Mount("/r", app=router)], lifespan=yielding(Outer()))
+    app.include_router(Router(lifespan=yielding(Inner())))
+    with TestClient(app) as client:
+        assert client.get("/r/").json() == {"type": "Outer", "name": "outer"}
+
+
 def test_a_mounted_starlette_apps_lifespan_runs_too():
     events: list[str] = []
 
@@ -238,7 +299,7 @@ def test_405_goes_through_the_status_handler():
     app.add_route("/", lambda request: PlainTextResponse("ok"))
     response = TestClient(app).post("/")
     assert (response.status_code, response.text) == (405, "no such method")
-    assert response.headers["allow"] == "GET, HEAD"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 def test_unhandled_error_is_a_bare_500_without_debug():

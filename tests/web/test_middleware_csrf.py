@@ -242,3 +242,9 @@ def test_websocket_is_not_checked(client: TestClient) -> None:
 def test_response_of_a_refused_request_is_plain_text(client: TestClient) -> None:
     response: httpx.Response = client.post("/")
     assert response.headers["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_non_ascii_token_header_is_refused_not_an_error(client: TestClient) -> None:
+    token_of(client)
+    response = client.post("/", headers={"x-csrftoken": "t\u00e9st".encode("latin-1")})
+    assert response.status_code == 403

@@ -138,3 +138,10 @@ def test_websocket_to_allowed_host_is_accepted() -> None:
 def test_misplaced_wildcard_is_a_configuration_error(pattern: str) -> None:
     with pytest.raises(ValueError, match="wildcard"):
         TrustedHostMiddleware(hello, allowed_hosts=[pattern])
+
+
+def test_www_redirect_needs_the_www_host_named_not_a_wildcard() -> None:
+    app = TrustedHostMiddleware(hello, allowed_hosts=["*.api.example.com"])
+    with TestClient(app, base_url="http://api.example.com") as client:
+        response = client.get("/", follow_redirects=False)
+    assert response.status_code == 400

@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from levante.testing import TestClient
-from levante.web import URL, App, Headers, QueryParams, Request
+from levante.web import URL, App, Headers, Mount, PlainTextResponse, QueryParams, Request
 from levante.web.datastructures import MutableHeaders
 from levante.web.exceptions import ClientDisconnect
+from levante.web.middleware import HTTPSRedirectMiddleware, Middleware, TrustedHostMiddleware
 from levante.web.requests import parse_cookies
 
 
@@ -132,6 +133,45 @@ def test_path_params_and_scope_access():
         "params": {"rest": "deep/path"},
         "type": "http",
     }
+
+
+# request.url: `path` is the whole path, `root_path` a prefix of it (ASGI, uvicorn).
+
+
+def url_app(**options) -> App:
+    app = App(**options)
+    app.add_route("/{rest:path}", lambda request: PlainTextResponse(str(request.url)))
+    return app
+
+
+def test_request_url_in_a_mounted_app_names_the_mount_path_once():
+    sub = App()
+    sub.add_route("/here", lambda request: PlainTextResponse(str(request.url)))
+    client = TestClient(App(routes=[Mount("/m", sub)]))
+    assert client.get("/m/here").text == "http://testserver/m/here"
+
+
+def test_request_url_under_a_root_path_names_it_once():
+    client = TestClient(App(routes=[Mount("/m", url_app())]), root_path="/rp")
+    assert client.get("/m/x?q=1").text == "http://testserver/rp/m/x?q=1"
+
+
+def test_encoded_question_mark_and_hash_stay_in_the_url_path():
+    url = URL(TestClient(url_app()).get("/f/a%3Fb%23c?q=1").text)
+    assert (url.path, url.query, url.fragment) == ("/f/a%3Fb%23c", "q=1", "")
+
+
+def test_https_redirect_under_a_root_path_names_it_once():
+    app = url_app(middleware=[Middleware(HTTPSRedirectMiddleware)])
+    response = TestClient(app, root_path="/rp").get("/x", follow_redirects=False)
+    assert response.headers["location"] == "https://testserver/rp/x"
+
+
+def test_www_redirect_under_a_root_path_names_it_once():
+    trusted = Middleware(TrustedHostMiddleware, allowed_hosts=["www.example.com"])
+    client = TestClient(url_app(middleware=[trusted]), root_path="/rp")
+    response = client.get("http://example.com/x", follow_redirects=False)
+    assert response.headers["location"] == "http://www.example.com/rp/x"
 
 
 # In-process, with hand-made receive: disconnect while reading, and peeking.

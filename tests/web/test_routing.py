@@ -13,6 +13,7 @@ from levante.web import (
     Mount,
     PlainTextResponse,
     Request,
+    Response,
     Route,
     RouteConflict,
     Router,
@@ -21,6 +22,7 @@ from levante.web import (
 )
 from levante.web.convertors import TemplateError
 from levante.web.exceptions import NoMatchFound
+from levante.web.middleware import Middleware
 
 
 def named(name: str):
@@ -90,7 +92,20 @@ def test_wrong_method_is_405_with_allow():
     client = client_for(Route("/things", named("things"), methods=["GET", "POST"]))
     response = client.delete("/things")
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, HEAD, POST"
+    assert response.headers["allow"] == "GET, HEAD, POST, OPTIONS"
+
+
+def test_405_allow_lists_every_method_some_route_takes_for_the_path():
+    client = client_for(
+        Route("/i/{id:int}", named("read"), methods=["GET"]),
+        Route("/i/{slug}", named("write"), methods=["POST"]),
+        Route("/i/{rest:path}", named("erase"), methods=["DELETE"]),
+    )
+    assert client.post("/i/5").text == "write {'slug': '5'}"
+    response = client.put("/i/5")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, HEAD, POST, OPTIONS"
+    assert client.options("/i/5").headers["allow"] == "DELETE, GET, HEAD, POST, OPTIONS"
 
 
 def test_a_full_match_elsewhere_beats_a_405():
@@ -123,6 +138,29 @@ def test_explicit_options_route_wins_over_the_automatic_answer():
     assert client.options("/x").text == "options_x {}"
 
 
+def test_explicit_head_route_wins_over_the_automatic_one():
+    app = App()
+
+    @app.get("/h")
+    def page() -> PlainTextResponse:
+        return PlainTextResponse("page")
+
+    @app.head("/h")
+    def head() -> Response:
+        return Response(headers={"x-head": "explicit"})
+
+    client = TestClient(app)
+    assert client.head("/h").headers["x-head"] == "explicit"
+    assert client.get("/h").text == "page"
+
+
+def test_explicit_head_route_wins_whatever_the_declaration_order():
+    head = Route("/h", lambda: Response(headers={"x-head": "explicit"}), methods=["HEAD"])
+    client = client_for(head, Route("/h", named("page")))
+    assert client.head("/h").headers["x-head"] == "explicit"
+    assert client.get("/h").text == "page {}"
+
+
 def test_missing_or_extra_trailing_slash_redirects():
     client = client_for(Route("/a", named("a")), Route("/b/", named("b")))
     first = client.get("/a/", follow_redirects=False)
@@ -130,6 +168,13 @@ def test_missing_or_extra_trailing_slash_redirects():
     assert first.headers["location"] == "http://testserver/a"
     second = client.get("/b", follow_redirects=False)
     assert second.headers["location"] == "http://testserver/b/"
+
+
+def test_trailing_slash_redirect_in_a_mount_under_a_root_path_names_each_prefix_once():
+    sub = App([Route("/thing/", named("thing"))])
+    client = TestClient(App([Mount("/m", app=sub)]), root_path="/rp")
+    response = client.get("/m/thing?x=1", follow_redirects=False)
+    assert response.headers["location"] == "http://testserver/rp/m/thing/?x=1"
 
 
 def test_redirect_slashes_can_be_turned_off():
@@ -151,6 +196,10 @@ def test_redirect_keeps_the_query_string():
         (Route("/a/{x:int}", named("one")), Route("/a/{y:int}", named("two"))),
         (Route("/a", PlainTextResponse("any method")), Route("/a", named("two"), methods=["POST"])),
         (Mount("/m", app=PlainTextResponse("m")), Mount("/m", app=PlainTextResponse("n"))),
+        (Route("/a", named("one"), methods=["HEAD"]), Route("/a", named("two"), methods=["HEAD"])),
+        (Route("/a", named("one"), methods=["HEAD"]), Route("/a", PlainTextResponse("any"))),
+        (Mount("/a", app=PlainTextResponse("m")), Route("/a/{rest:path}", named("rest"))),
+        (Route("/a/{rest:path}", named("rest"), methods=["POST"]), Mount("/a", routes=[])),
     ],
 )
 def test_conflicting_routes_fail_at_startup_naming_both(first, second):
@@ -256,6 +305,69 @@ def test_include_router_under_a_prefix():
     assert client.post("/users").json() == {"created": "yes"}
 
 
+def tag(name: str) -> Middleware:
+    class Tag:
+        def __init__(self, app) -> None:
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            async def tagged(message):
+                if message["type"] in ("http.response.start", "websocket.accept"):
+                    message.setdefault("headers", []).append((b"x-tag", name.encode()))
+                await send(message)
+
+            await self.app(scope, receive, tagged)
+
+    return Middleware(Tag)
+
+
+@pytest.mark.parametrize("options", [{"prefix": "/v1"}, {"include_in_schema": False}])
+def test_include_router_keeps_route_and_mount_middleware(options):
+    router = Router(
+        [
+            Route("/r", named("r"), middleware=[tag("route")]),
+            Mount("/m", app=PlainTextResponse("mounted"), middleware=[tag("mount")]),
+        ]
+    )
+    app = App()
+    app.include_router(router, **{"prefix": "", **options})
+    client = TestClient(app)
+    prefix = options.get("prefix", "")
+    assert client.get(f"{prefix}/r").headers["x-tag"] == "route"
+    assert client.get(f"{prefix}/m/x").headers["x-tag"] == "mount"
+
+
+def test_include_router_keeps_websocket_route_middleware():
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.close()
+
+    router = Router([WebSocketRoute("/feed", feed, middleware=[tag("ws")])])
+    app = App()
+    app.include_router(router, prefix="/v1")
+    with TestClient(app).websocket_connect("/v1/feed") as session:
+        assert (b"x-tag", b"ws") in session.extra_headers
+
+
+def test_include_router_keeps_the_automatic_head_overridable():
+    router = Router([Route("/h", named("page"))])
+    app = App()
+    app.include_router(router, prefix="/v1")
+    app.add_route("/v1/h", lambda: Response(headers={"x-head": "explicit"}), methods=["HEAD"])
+    assert TestClient(app).head("/v1/h").headers["x-head"] == "explicit"
+
+
+def test_include_router_puts_host_routes_under_the_prefix():
+    api = App([Route("/u", named("u"))])
+    router = Router([Host("api.example.com", app=api, name="api")])
+    app = App()
+    app.include_router(router, prefix="/v1")
+    client = TestClient(app)
+    assert client.get("http://api.example.com/v1/u").text == "u {}"
+    assert client.get("http://api.example.com/u").status_code == 404
+    assert app.url_path_for("api:u") == "/v1/u"
+
+
 def test_host_routing_by_subdomain():
     api = App([Route("/", named("api"))])
     site = App([Route("/", named("site"))])
@@ -263,6 +375,13 @@ def test_host_routing_by_subdomain():
     response = client.get("/", headers={"host": "acme.api.example.com:8000"})
     assert response.text == "api {'tenant': 'acme'}"
     assert client.get("/", headers={"host": "example.com"}).text == "site {}"
+
+
+def test_host_parameters_are_converted_and_refused_values_do_not_match():
+    sub = App([Route("/", named("tenant"))])
+    client = client_for(Host("{id:int}.example.com", app=sub))
+    assert client.get("http://42.example.com/").text == "tenant {'id': 42}"
+    assert client.get("http://abc.example.com/").status_code == 404
 
 
 def test_route_table_does_not_depend_on_declaration_order():
@@ -300,6 +419,16 @@ def test_url_path_for_fills_and_converts_parameters():
     assert router.url_path_for("room", room="lobby") == "/ws/lobby"
 
 
+def test_url_path_for_an_explicit_str_parameter():
+    app = App()
+
+    @app.get("/u/{name:str}/{file}.{ext:str}", name="user")
+    def user(name: str) -> str:
+        return name
+
+    assert app.url_path_for("user", name="bob", file="cv", ext="pdf") == "/u/bob/cv.pdf"
+
+
 def test_url_path_for_through_named_mounts():
     api = Router([Route("/users/{user_id:int}", named("user"))])
     router = Router([Mount("/api", app=api, name="api")])
@@ -334,3 +463,17 @@ def test_url_for_websocket_routes_gives_ws_scheme():
 
     client = client_for(Route("/", handler), WebSocketRoute("/feed", feed))
     assert client.get("/").text == "ws://testserver/feed"
+
+
+def test_url_for_a_route_under_a_host_is_absolute_on_that_host():
+    async def handler(request: Request) -> PlainTextResponse:
+        urls = [request.url_for("api:u"), request.url_for("tenant:u", id=7)]
+        return PlainTextResponse(" ".join(str(url) for url in urls))
+
+    api = Router([Route("/u", handler, name="u")])
+    client = client_for(
+        Host("api.example.com", app=api, name="api"),
+        Host("{id:int}.example.com", app=api, name="tenant"),
+    )
+    response = client.get("http://api.example.com/u")
+    assert response.text == "http://api.example.com/u http://7.example.com/u"

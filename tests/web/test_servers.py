@@ -227,12 +227,12 @@ def test_unknown_path_is_404(http: httpx.Client) -> None:
 def test_wrong_method_is_405_with_allow(http: httpx.Client) -> None:
     response = http.post("/items/1", json={})
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET, HEAD"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
     assert response.text == "Method Not Allowed"
 
     response = http.delete("/echo")
     assert response.status_code == 405
-    assert response.headers["allow"] == "POST"
+    assert response.headers["allow"] == "POST, OPTIONS"
 
 
 # -- WebSocket ---------------------------------------------------------------------

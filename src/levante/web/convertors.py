@@ -107,6 +107,9 @@ class Param:
     name: str
     convertor: Convertor
     kind: str
+    #: The text in the template, ``{id:int}`` or ``{name}`` or ``{name:str}``,
+    #: which `format` replaces.
+    spec: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +153,7 @@ def _segment(text: str, template: str, last: bool) -> Segment:
         literal = text[position : found.start()]
         pattern += re.escape(literal) + f"({CONVERTORS[kind].regex})"
         key += literal + "{" + kind + "}"
-        params.append(Param(name, CONVERTORS[kind], kind))
+        params.append(Param(name, CONVERTORS[kind], kind, found.group(0)))
         position = found.end()
     if "{" in text[position:] or "}" in text[position:]:
         raise TemplateError(f"malformed parameter in path {template!r}: segment {text!r}")
@@ -203,8 +206,7 @@ class PathTemplate:
         for segment in self.segments:
             text = segment.text
             for param in segment.params:
-                spec = "{" + param.name + ("" if param.kind == "str" else ":" + param.kind) + "}"
-                text = text.replace(spec, param.convertor.to_string(values[param.name]), 1)
+                text = text.replace(param.spec, param.convertor.to_string(values[param.name]), 1)
             parts.append(text)
         return "/" + "/".join(parts)
 
@@ -221,3 +223,57 @@ def compile_path(path: str) -> PathTemplate:
     if duplicated:
         raise TemplateError(f"path {path!r} names parameter(s) {sorted(duplicated)} twice")
     return PathTemplate(path, segments)
+
+
+#: A ``str`` parameter in a host pattern is one DNS label: no dots, no port.
+_HOST_LABEL = r"[^/.:]+"
+
+
+@dataclass(frozen=True, slots=True)
+class HostTemplate:
+    """A parsed host pattern, ``{tenant}.example.com`` or ``{id:int}.example.com``."""
+
+    host: str
+    regex: re.Pattern[str]
+    params: tuple[Param, ...]
+
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def match(self, host: str) -> dict[str, Any] | None:
+        """The converted parameters if `host` (without port) matches, else None."""
+        found = self.regex.fullmatch(host)
+        if found is None:
+            return None
+        return {p.name: p.convertor.convert(found.group(p.name)) for p in self.params}
+
+    def format(self, values: Mapping[str, Any]) -> str:
+        """The host for these parameter values (each converted back to text)."""
+        host = self.host
+        for param in self.params:
+            host = host.replace(param.spec, param.convertor.to_string(values[param.name]), 1)
+        return host
+
+
+def compile_host(host: str) -> HostTemplate:
+    """Parse a host pattern. Each parameter matches what its convertor's regex
+    accepts, so ``{id:int}`` does not match ``abc`` (as in Starlette's `Host`)."""
+    params: list[Param] = []
+    pattern = ""
+    position = 0
+    for found in _PARAM.finditer(host):
+        name, kind = found.group(1), found.group(2) or "str"
+        if kind not in CONVERTORS:
+            raise TemplateError(f"unknown convertor {kind!r} in host {host!r}")
+        regex = _HOST_LABEL if kind == "str" else CONVERTORS[kind].regex
+        # A named group: a convertor's own regex may hold groups of its own.
+        pattern += re.escape(host[position : found.start()]) + f"(?P<{name}>{regex})"
+        params.append(Param(name, CONVERTORS[kind], kind, found.group(0)))
+        position = found.end()
+    pattern += re.escape(host[position:])
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:  # a parameter named twice
+        raise TemplateError(f"bad host pattern {host!r}: {exc}") from None
+    return HostTemplate(host, compiled, tuple(params))

@@ -36,7 +36,11 @@ class URL:
     def from_scope(cls, scope: Mapping[str, Any]) -> URL:
         """The full URL of the request that `scope` describes."""
         scheme = scope.get("scheme", "http")
-        path = scope.get("root_path", "") + scope["path"]
+        # ``path`` is percent-decoded, so a ``%3F`` or ``%23`` the client sent is a
+        # bare ``?`` or ``#`` here; escaped again (as Starlette does) it stays part of
+        # the path instead of starting a query or fragment (RFC 3986 section 3.3).
+        # A backslash too: WHATWG URL parsing reads it as ``/`` in http(s) URLs.
+        path = full_path(scope).replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
         query = scope.get("query_string", b"")
         host = _scope_host(scope)
         url = path if host is None else f"{scheme}://{host}{path}"
@@ -113,6 +117,21 @@ class URL:
 
     def __hash__(self) -> int:
         return hash(self._url)
+
+
+def full_path(scope: Mapping[str, Any]) -> str:
+    """The whole request path, ``root_path`` included.
+
+    ASGI servers (uvicorn, Levante, and the `TestClient`) put the whole path in
+    ``path``, of which ``root_path`` is a prefix; an older convention strips the
+    prefix from ``path``, so a path outside ``root_path`` gets it put back (as
+    `routing.route_path` reads both).
+    """
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or path == root or path.startswith(root.rstrip("/") + "/"):
+        return path
+    return root + path
 
 
 def _scope_host(scope: Mapping[str, Any]) -> str | None:

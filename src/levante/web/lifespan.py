@@ -2,10 +2,10 @@
 
 An app's lifespan is an async context manager factory, ``lifespan(app)``: what
 it yields becomes the lifespan state (a mapping is merged into the ASGI state
-dict, any other object is kept whole and reachable as `request.lifespan_state`
-and by attribute on `request.state`). The lifespans of mounted apps (another
-`App`, a Starlette app, anything that speaks ASGI lifespan) run too, inside the
-parent's, and are shut down first.
+dict, any other object is kept whole, for that app alone, and reachable from its
+requests as `request.lifespan_state` and by attribute on `request.state`). The
+lifespans of mounted apps (another `App`, a Starlette app, anything that speaks
+ASGI lifespan) run too, inside the parent's, and are shut down first.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from levante.web.exceptions import WebError
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
-#: Where the object a lifespan yielded is kept in the ASGI lifespan state.
+#: Where the objects lifespans yielded are kept in the ASGI lifespan state: a dict
+#: from the app they belong to to the object, so that a mounted app's object does
+#: not replace its parent's. (Mappings are merged into the state itself, which all
+#: the apps share, as the ASGI spec has it.)
 LIFESPAN_STATE_KEY = "levante.lifespan"
 
 logger = logging.getLogger("levante.web")
@@ -32,13 +35,29 @@ class LifespanError(WebError):
     """A mounted app's lifespan failed; the message is the app's."""
 
 
-def merge_state(state: dict[str, Any], value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, Mapping):
-        state.update(value)
+def serving_app(scope: Mapping[str, Any]) -> Any:
+    """The app whose lifespan object a connection (or a mounted lifespan) sees: the
+    innermost `App` (each sets ``scope["app"]`` to itself, and a mounted `Router`
+    is part of the app around it), else the outermost router (a bare `Router`)."""
+    return scope.get("app") or scope.get("router")
+
+
+def lifespan_object(scope: Mapping[str, Any]) -> Any:
+    """The object the lifespan of `serving_app(scope)` yielded, or None."""
+    objects = scope.get("state", {}).get(LIFESPAN_STATE_KEY)
+    return None if objects is None else objects.get(serving_app(scope))
+
+
+def _keep_object(state: dict[str, Any], app: Any, value: Any, own: bool) -> None:
+    objects: dict[Any, Any] = state.setdefault(LIFESPAN_STATE_KEY, {})
+    if not own:
+        # A mounted `Router` runs after the app it belongs to: the app's own wins.
+        if value is not None:
+            objects.setdefault(app, value)
+    elif value is None:
+        objects.pop(app, None)  # a state dict reused from an earlier run
     else:
-        state[LIFESPAN_STATE_KEY] = value
+        objects[app] = value
 
 
 class LifespanRunner:
@@ -67,7 +86,7 @@ class LifespanRunner:
         started = False
         try:
             async with AsyncExitStack() as stack:
-                await self._start(stack, state)
+                await self._start(stack, state, serving_app(scope) or self.owner)
                 await send({"type": "lifespan.startup.complete"})
                 started = True
                 await receive()  # lifespan.shutdown
@@ -77,18 +96,28 @@ class LifespanRunner:
             return
         await send({"type": "lifespan.shutdown.complete"})
 
-    async def _start(self, stack: AsyncExitStack, state: dict[str, Any]) -> None:
+    async def _start(self, stack: AsyncExitStack, state: dict[str, Any], app: Any) -> None:
         self.on_startup()
         owner = getattr(self.owner, "owner", None) or self.owner
+        objects: list[Any] = []
         for context in self.contexts:
-            merge_state(state, await stack.enter_async_context(context(owner)))
-        for app in self.subapps:
-            await stack.enter_async_context(run_sub_lifespan(app, state))
+            value = await stack.enter_async_context(context(owner))
+            if isinstance(value, Mapping):
+                state.update(value)
+            elif value is not None:
+                objects.append(value)
+        # An app's own lifespan comes before its included routers': the first wins.
+        _keep_object(state, app, objects[0] if objects else None, own=app in (owner, self.owner))
+        for subapp in self.subapps:
+            await stack.enter_async_context(run_sub_lifespan(subapp, state, app))
 
 
 @asynccontextmanager
-async def run_sub_lifespan(app: ASGIApp, state: dict[str, Any]) -> AsyncIterator[None]:
-    """Run `app`'s lifespan around the block, sharing `state`.
+async def run_sub_lifespan(
+    app: ASGIApp, state: dict[str, Any], parent: Any = None
+) -> AsyncIterator[None]:
+    """Run `app`'s lifespan around the block, sharing `state`. `parent` is the app
+    mounting it: a mounted `Router` belongs to it (a mounted `App` sets its own).
 
     An app that raises or returns before answering startup does not support
     lifespan (Django, plain ASGI functions); the ASGI spec tells servers to carry
@@ -97,6 +126,8 @@ async def run_sub_lifespan(app: ASGIApp, state: dict[str, Any]) -> AsyncIterator
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     outbox: asyncio.Queue[Message] = asyncio.Queue()
     scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": state}
+    if parent is not None:
+        scope["app"] = parent
 
     async def run() -> None:
         try:

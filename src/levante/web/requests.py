@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from levante.asgi import AnyScope, Message, Receive, Send
 from levante.web.datastructures import URL, Address, Headers, QueryParams, State
 from levante.web.exceptions import ASGIUsageError, ClientDisconnect
-from levante.web.lifespan import LIFESPAN_STATE_KEY
+from levante.web.lifespan import lifespan_object
 
 if TYPE_CHECKING:
     from levante.web.forms import FormData
@@ -141,14 +141,15 @@ class HTTPConnection(Mapping[str, Any]):
         state = self.scope.get("levante.request_state")
         if state is None:
             state = self.scope["levante.request_state"] = _RequestState(
-                self.scope.setdefault("state", {})
+                self.scope.setdefault("state", {}), self.scope
             )
         return state  # type: ignore[no-any-return]
 
     @property
     def lifespan_state(self) -> Any:
-        """The object the app's lifespan yielded (typed as the app declares it)."""
-        return self.scope.get("state", {}).get(LIFESPAN_STATE_KEY)
+        """The object the lifespan of the app serving this request yielded (typed as
+        the app declares it); a mounted app sees its own, not its parent's."""
+        return lifespan_object(self.scope)
 
     def url_for(self, name: str, /, **path_params: Any) -> URL:
         """The absolute URL of the route called `name`, with these path parameters."""
@@ -163,11 +164,19 @@ class HTTPConnection(Mapping[str, Any]):
 class _RequestState(State):
     """State whose missing attributes fall back to the lifespan's yielded object."""
 
+    _scope: Mapping[str, Any]
+
+    def __init__(self, state: dict[str, Any], scope: Mapping[str, Any]) -> None:
+        super().__init__(state)
+        # The scope, not the object: a middleware may make this before a mounted
+        # app takes the request, and the handler must see that app's object.
+        object.__setattr__(self, "_scope", scope)
+
     def __getattr__(self, key: str) -> Any:
         state = self._state
         if key in state:
             return state[key]
-        typed = state.get(LIFESPAN_STATE_KEY)
+        typed = lifespan_object(self._scope)
         if typed is not None and hasattr(typed, key):
             return getattr(typed, key)
         raise AttributeError(f"'State' object has no attribute {key!r}")

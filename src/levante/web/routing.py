@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from levante.asgi import AnyScope, ASGIApp, Receive, Send
-from levante.web.convertors import PathTemplate, Segment, compile_path
-from levante.web.datastructures import URL, Headers
+from levante.web.convertors import HostTemplate, PathTemplate, Segment, compile_host, compile_path
+from levante.web.datastructures import URL, Headers, full_path
 from levante.web.exceptions import HTTPException, NoMatchFound, RouteConflict
 from levante.web.handlers import (
     compile_http_handler,
@@ -34,15 +33,17 @@ ALL_METHODS = None
 
 
 class URLPath(str):
-    """A path from `url_path_for`, which `make_absolute_url` can anchor to a base URL."""
+    """A path from `url_path_for`, which `make_absolute_url` can anchor to a base URL.
+    A route under a `Host` carries that host, which replaces the base URL's."""
 
-    __slots__ = ("protocol",)
+    __slots__ = ("host", "protocol")
 
-    def __new__(cls, path: str, protocol: str = "") -> URLPath:
+    def __new__(cls, path: str, protocol: str = "", host: str = "") -> URLPath:
         return super().__new__(cls, path)
 
-    def __init__(self, path: str, protocol: str = "") -> None:
+    def __init__(self, path: str, protocol: str = "", host: str = "") -> None:
         self.protocol = protocol
+        self.host = host
 
     def make_absolute_url(self, base_url: str | URL) -> URL:
         base = base_url if isinstance(base_url, URL) else URL(base_url)
@@ -52,7 +53,7 @@ class URLPath(str):
         elif self.protocol == "http":
             scheme = "https" if base.is_secure else "http"
         path = base.path.rstrip("/") + str(self)
-        return URL(f"{scheme}://{base.netloc}{path}")
+        return URL(f"{scheme}://{self.host or base.netloc}{path}")
 
 
 def route_path(scope: AnyScope) -> str:
@@ -105,12 +106,19 @@ def _host_name(host: str) -> str:
     return host.split(":", 1)[0]
 
 
+def _wrap(app: ASGIApp, middleware: Sequence[Any]) -> ASGIApp:
+    """`app` inside `middleware`, a list of ``(cls, args, kwargs)``, outermost first."""
+    for cls, args, kwargs in reversed(middleware):
+        app = cls(app, *args, **kwargs)
+    return app
+
+
 def _set_path_params(scope: AnyScope, params: dict[str, Any]) -> None:
     prior = scope.get("path_params")
     scope["path_params"] = {**prior, **params} if prior else params
 
 
-def _format(template: PathTemplate, name: str, params: dict[str, Any]) -> str:
+def _format(template: PathTemplate | HostTemplate, name: str, params: dict[str, Any]) -> str:
     expected = set(template.param_names)
     if set(params) != expected:
         raise NoMatchFound(
@@ -128,7 +136,8 @@ class Route(BaseRoute):
     A handler is a plain (`def`) or `async def` function taking the request
     and/or path parameters by name; what it returns is sent as the response
     (a `Response` as is, anything else as JSON). Any other callable is taken
-    as an ASGI app. GET routes answer HEAD too.
+    as an ASGI app. GET routes answer HEAD too, unless a HEAD route is given
+    for the same path.
     """
 
     def __init__(
@@ -154,16 +163,27 @@ class Route(BaseRoute):
         if methods is None and is_handler:
             methods = ["GET"]
         self.methods: set[str] | None = None
+        #: HEAD was added for GET, not asked for: an explicit HEAD route wins over it.
+        self.implicit_head = False
         if methods is not None:
             self.methods = {m.upper() for m in methods}
-            if "GET" in self.methods:
+            if "GET" in self.methods and "HEAD" not in self.methods:
                 self.methods.add("HEAD")
+                self.implicit_head = True
         if is_handler:
             self.app: ASGIApp = compile_http_handler(endpoint, self)
         else:
             self.app = endpoint
-        for cls, args, kwargs in reversed(list(middleware or ())):
-            self.app = cls(self.app, *args, **kwargs)
+        #: As given, so that `include_router` can build the route again with it.
+        self.middleware = list(middleware or ())
+        self.app = _wrap(self.app, self.middleware)
+
+    @property
+    def declared_methods(self) -> set[str] | None:
+        """The methods as given (HEAD only if asked for), to build the route again."""
+        if self.methods is None or not self.implicit_head:
+            return self.methods
+        return self.methods - {"HEAD"}
 
     def url_path_for(self, name: str, /, **params: Any) -> URLPath:
         if name != self.name:
@@ -203,8 +223,8 @@ class WebSocketRoute(BaseRoute):
             self.app: ASGIApp = compile_websocket_handler(endpoint, self)
         else:
             self.app = endpoint
-        for cls, args, kwargs in reversed(list(middleware or ())):
-            self.app = cls(self.app, *args, **kwargs)
+        self.middleware = list(middleware or ())
+        self.app = _wrap(self.app, self.middleware)
 
     def url_path_for(self, name: str, /, **params: Any) -> URLPath:
         if name != self.name:
@@ -243,8 +263,8 @@ class Mount(BaseRoute):
         self.inner = self.app
         self.name = name
         self.template = compile_path(path)
-        for cls, args, kwargs in reversed(list(middleware or ())):
-            self.app = cls(self.app, *args, **kwargs)
+        self.middleware = list(middleware or ())
+        self.app = _wrap(self.app, self.middleware)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -264,7 +284,7 @@ class Mount(BaseRoute):
                 inner = route.url_path_for(name, **params)
             except NoMatchFound:
                 continue
-            return URLPath(prefix + str(inner), inner.protocol)
+            return URLPath(prefix + str(inner), inner.protocol, inner.host)
         raise NoMatchFound(name)
 
     def describe(self) -> str:
@@ -275,47 +295,37 @@ class Mount(BaseRoute):
 
 
 class Host(BaseRoute):
-    """Route by the Host header: ``Host("{tenant}.example.com", app)``."""
+    """Route by the Host header: ``Host("{tenant}.example.com", app)``. Parameters
+    are converted like path ones, and a host their convertor refuses does not
+    match (``{id:int}`` and ``abc``)."""
 
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         self.host = host
         self.app = app
         self.name = name
-        self._params: list[tuple[str, Any]] = []
-        pattern = ""
-        position = 0
-        for found in re.finditer(r"{([a-zA-Z_]\w*)(?::(\w+))?}", host):
-            from levante.web.convertors import CONVERTORS
-
-            kind = found.group(2) or "str"
-            pattern += re.escape(host[position : found.start()]) + r"([^/.:]+)"
-            self._params.append((found.group(1), CONVERTORS[kind]))
-            position = found.end()
-        pattern += re.escape(host[position:])
-        self.regex = re.compile(pattern, re.IGNORECASE)
+        self.template = compile_host(host)
 
     def match(self, host: str) -> dict[str, Any] | None:
-        found = self.regex.fullmatch(host)
-        if found is None:
-            return None
-        return {n: c.convert(v) for (n, c), v in zip(self._params, found.groups(), strict=True)}
+        return self.template.match(host)
 
     @property
     def routes(self) -> list[BaseRoute]:
         return list(getattr(self.app, "routes", []))
 
     def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+        """The path of the route `name` in the app, carrying this host (its
+        parameters filled from `params`), so that `url_for` is absolute on it."""
         if self.name is not None:
             if not name.startswith(self.name + ":"):
                 raise NoMatchFound(name)
             name = name[len(self.name) + 1 :]
-        for key, _ in self._params:
-            params.pop(key, None)
+        own = {k: params.pop(k) for k in self.template.param_names if k in params}
         for route in self.routes:
             try:
-                return route.url_path_for(name, **params)
+                inner = route.url_path_for(name, **params)
             except NoMatchFound:
                 continue
+            return URLPath(str(inner), inner.protocol, _format(self.template, name, own))
         raise NoMatchFound(name)
 
     def describe(self) -> str:
@@ -331,7 +341,6 @@ class _Leaf:
 
     http: dict[str | None, Route] = field(default_factory=dict)
     websocket: WebSocketRoute | None = None
-    allow: str = ""
 
     def add(self, route: BaseRoute) -> None:
         if isinstance(route, WebSocketRoute):
@@ -341,26 +350,51 @@ class _Leaf:
             return
         if not isinstance(route, Route):
             raise TypeError(f"not a route: {route!r}")
-        methods: Iterable[str | None] = [None] if route.methods is None else route.methods
-        for method in methods:
-            clash = self.http.get(method) or (self.http.get(None) if method else None)
-            if clash is None and method is None and self.http:
-                clash = next(iter(self.http.values()))
-            if clash is not None:
+        for method in [None] if route.methods is None else sorted(route.methods):
+            clash = self._clash(method)
+            if clash is not None and method == "HEAD" and route.implicit_head:
+                continue  # an explicit HEAD route keeps HEAD
+            if clash is not None and not (method == "HEAD" and clash.implicit_head):
                 raise _conflict(clash, route)
             self.http[method] = route
-        self.allow = ", ".join(sorted(m for m in self.http if m is not None))
+
+    def _clash(self, method: str | None) -> Route | None:
+        if method is None:
+            return next(iter(self.http.values()), None)
+        return self.http.get(method) or self.http.get(None)
+
+    @property
+    def methods(self) -> set[str]:
+        return {m for m in self.http if m is not None}
 
     def accepts(self, want: str) -> bool:
         if want == "websocket":
             return self.websocket is not None
         return want in self.http or None in self.http
 
+    def any_route(self) -> Route | WebSocketRoute | None:
+        return next(iter(self.http.values()), self.websocket)
+
+
+def _allow(methods: set[str]) -> str:
+    """The Allow header (RFC 9110 section 10.2.1): OPTIONS is always answered, so
+    it is listed too (last, after the routes' methods)."""
+    return ", ".join([*sorted(methods - {"OPTIONS"}), "OPTIONS"])
+
 
 def _conflict(first: BaseRoute, second: BaseRoute) -> RouteConflict:
     return RouteConflict(
         f"{second.describe()} conflicts with {first.describe()}: both match the same "
         "paths and methods. Remove one, or give them different methods or paths."
+    )
+
+
+def _tail_conflict(route: BaseRoute | None, mount: Mount) -> RouteConflict:
+    # Routes beat a mount on its prefix, so a {name:path} route there would take
+    # every path below it and leave the mount only the methods the route lacks.
+    return RouteConflict(
+        f"{route!r} conflicts with {mount.describe()}: its path parameter takes every "
+        "path under the mount. Serve those paths in the mounted app, or move one of them."
     )
 
 
@@ -393,6 +427,8 @@ class Match:
     mount: Mount | None = None
     raw: list[str] = field(default_factory=list)
     prefix_length: int = 0
+    #: For a 405: what every route matching the path accepts, as the Allow header.
+    allow: str = ""
 
 
 class RouteTable:
@@ -420,6 +456,8 @@ class RouteTable:
         for segment in segments[:-1] if segments and segments[-1].is_tail else segments:
             node = node.child(segment)
         if segments and segments[-1].is_tail:
+            if node.mount is not None:
+                raise _tail_conflict(route, node.mount)
             if node.tail is None:
                 node.tail = (segments[-1], _Leaf())
             leaf = node.tail[1]
@@ -437,6 +475,8 @@ class RouteTable:
             node = node.child(segment)
         if node.mount is not None:
             raise _conflict(node.mount, mount)
+        if node.tail is not None:
+            raise _tail_conflict(node.tail[1].any_route(), mount)
         node.mount = mount
 
     def match(self, path: str, want: str) -> Match | None:
@@ -448,7 +488,10 @@ class RouteTable:
         partial: list[Match] = []
         found = _walk(self.root, path[1:].split("/"), 0, [], want, partial)
         if found is None and partial:
-            return partial[0]
+            # No route takes the method, so the walk went through every route
+            # matching the path: Allow lists what each of them accepts.
+            found = partial[0]
+            found.allow = _allow({m for p in partial if p.leaf for m in p.leaf.methods})
         return found
 
 
@@ -655,7 +698,7 @@ class Router:
                     await route.app(scope, receive, send)
                     return
             if kind == "http" and leaf is not None and leaf.http:
-                await self._method_not_allowed(leaf, scope, receive, send)
+                await self._method_not_allowed(found.allow, scope, receive, send)
                 return
         await self.not_found(scope, receive, send, path)
 
@@ -672,13 +715,12 @@ class Router:
         return False
 
     async def _method_not_allowed(
-        self, leaf: _Leaf, scope: AnyScope, receive: Receive, send: Send
+        self, allow: str, scope: AnyScope, receive: Receive, send: Send
     ) -> None:
         if scope["method"] == "OPTIONS":
-            headers = {"allow": f"{leaf.allow}, OPTIONS"}
-            await Response(status_code=204, headers=headers)(scope, receive, send)
+            await Response(status_code=204, headers={"allow": allow})(scope, receive, send)
             return
-        error = HTTPException(405, headers={"allow": leaf.allow})
+        error = HTTPException(405, headers={"allow": allow})
         await respond_to_exception(scope, receive, send, error)
 
     async def not_found(self, scope: AnyScope, receive: Receive, send: Send, path: str) -> None:
@@ -693,9 +735,9 @@ class Router:
             table = self._table or self.compile()
             found = table.match(other, "GET")
             if found is not None and (found.mount is not None or _accepts(found, "GET")):
-                url = URL.from_scope(scope)
-                target = url.replace(path=url.path[: len(url.path) - len(path)] + other)
-                await RedirectResponse(target)(scope, receive, send)
+                whole = full_path(scope)  # the mount points above us, then `path`
+                target = {**scope, "path": whole[: len(whole) - len(path)] + other}
+                await RedirectResponse(URL.from_scope(target))(scope, receive, send)
                 return
         await respond_to_exception(scope, receive, send, HTTPException(404))
 
@@ -727,31 +769,58 @@ async def _call_mount(
         _set_path_params(scope, mount.template.convert(found.raw))
     root = scope.get("root_path", "")
     scope["app_root_path"] = scope.get("app_root_path", root)
+    scope["path"] = full_path(scope)  # an already-stripped path: make it whole again
     scope["root_path"] = root + matched
-    if not scope["path"].startswith(root):
-        scope["path"] = root + path  # an already-stripped path: make it whole again
     await mount.app(scope, receive, send)
 
 
 def _prefixed(route: BaseRoute, prefix: str, options: dict[str, Any]) -> BaseRoute:
+    """`route` built again under `prefix` with `options` added, keeping everything
+    it was given (middleware included). `options` are for routes; a mount or host
+    passes the request on to an app that has its own."""
     if not prefix and not options:
         return route
     if isinstance(route, Route):
-        merged = {**route.options, **options}
+        own = {**_settings(route), "status_code": route.status_code, **route.options}
         return Route(
             prefix + route.path,
             route.endpoint,
-            methods=route.methods,
+            methods=route.declared_methods,
             name=route.name,
-            include_in_schema=route.include_in_schema,
-            status_code=route.status_code,
-            **merged,
+            **_merged(own, options),
         )
     if isinstance(route, WebSocketRoute):
-        return WebSocketRoute(prefix + route.path, route.endpoint, name=route.name, **route.options)
+        own = {**_settings(route), **route.options}
+        merged = _merged(own, options)
+        return WebSocketRoute(prefix + route.path, route.endpoint, name=route.name, **merged)
     if isinstance(route, Mount):
-        return Mount(prefix + route.path, app=route.app, name=route.name)
+        path = prefix + route.path
+        return Mount(path, app=route.inner, name=route.name, middleware=route.middleware)
+    if isinstance(route, Host) and prefix:
+        # The router's routes all live under `prefix`, on that host too.
+        return Host(route.host, Router([Mount(prefix, app=route.app)]), name=route.name)
     return route
+
+
+#: Route settings that `include_router` adds to a route's own instead of replacing
+#: them (FastAPI's rule): the router's go first, outside the route's.
+_LISTS = ("middleware", "dependencies")
+
+
+def _settings(route: Route | WebSocketRoute) -> dict[str, Any]:
+    return {"include_in_schema": route.include_in_schema, "middleware": route.middleware}
+
+
+def _merged(own: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """A route's settings with `include_router`'s `options`: lists are joined, a
+    route is in the schema only if both say so, anything else is replaced."""
+    merged = {**own, **options}
+    for key in _LISTS:
+        if key in own and key in options:
+            merged[key] = [*(options[key] or ()), *(own[key] or ())]
+    if "include_in_schema" in options:
+        merged["include_in_schema"] = own["include_in_schema"] and options["include_in_schema"]
+    return merged
 
 
 def request_response(func: Callable[..., Awaitable[Response]]) -> ASGIApp:

@@ -103,7 +103,7 @@ class CSRFMiddleware:
         problem = self.cross_site_problem(scope)
         if problem is None:
             sent, receive = await self._sent_token(scope, receive)
-            if token is None or sent is None or not hmac.compare_digest(sent, token):
+            if token is None or sent is None or not _same_token(sent, token):
                 problem = "CSRF token missing or incorrect"
         if problem is not None:
             await deny(scope, receive, send, PlainTextResponse(problem, status_code=403))
@@ -160,6 +160,14 @@ class CSRFMiddleware:
         if content_type.partition(";")[0].strip().lower() != _FORM_TYPE:
             return None, receive
         return await _form_token(receive, self.form_field)
+
+
+def _same_token(sent: str, token: str) -> bool:
+    # compare_digest refuses non-ASCII str (TypeError); a header is latin-1 text, so
+    # compare bytes: a forged non-ASCII token is just a wrong one (403, not 500).
+    return hmac.compare_digest(
+        sent.encode("latin-1", "replace"), token.encode("latin-1", "replace")
+    )
 
 
 async def _form_token(receive: Receive, field: str) -> tuple[str | None, Receive]:
