@@ -195,7 +195,11 @@ def test_http_scope_carries_the_asgi_3_fields() -> None:
     assert scope["root_path"] == ""
     assert scope["server"] == ("testserver", 80)
     assert scope["state"] == {}
-    assert scope["extensions"] == {"http.response.trailers": {}, "http.response.pathsend": {}}
+    assert scope["extensions"] == {
+        "http.response.trailers": {},
+        "http.response.pathsend": {},
+        "http.response.debug": {},
+    }
 
 
 def test_http_scope_headers_are_lower_case_bytes_including_host() -> None:

@@ -12,6 +12,7 @@ from typing import Any, Self
 import httpx
 
 from levante.asgi import ASGIApp
+from levante.testing.exchange import expose_debug_info
 from levante.testing.lifespan import LifespanManager
 from levante.testing.loop import LoopThread
 from levante.testing.transport import AppTransport
@@ -33,6 +34,11 @@ class TestClient(httpx.Client):
     ``client.stream(...)`` the body arrives as the app sends it, and closing the
     response tells the app the client went away. `timeout` bounds every wait
     for the app, so a hung app fails the test instead of hanging it.
+
+    The client offers the ``http.response.debug`` extension (``response_debug=False``
+    turns it off), and what the app sends through it is on the response:
+    ``response.template`` and ``response.context`` for a `Jinja2Templates`
+    response, as with Starlette's TestClient.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -48,6 +54,8 @@ class TestClient(httpx.Client):
         cookies: httpx.Cookies | dict[str, str] | None = None,
         follow_redirects: bool = True,
         timeout: float = 30.0,
+        *,
+        response_debug: bool = True,
     ) -> None:
         self.app = app
         #: The lifespan state: startup may fill it; each request scope gets a shallow copy.
@@ -59,6 +67,7 @@ class TestClient(httpx.Client):
             client=client,
             state=self.app_state,
             timeout=timeout,
+            response_debug=response_debug,
         )
         # The loop thread's own guard: wider than any chain of the engine's
         # bounded waits, so it only fires for a loop blocked by synchronous code.
@@ -181,13 +190,14 @@ class _BlockingTransport(httpx.BaseTransport):
         stream = response.stream
         if isinstance(stream, httpx.AsyncByteStream):
             stream = _BlockingStream(stream, loop, self._guard)
-        return httpx.Response(
+        copy = httpx.Response(
             response.status_code,
             headers=response.headers,
             stream=stream,
             request=request,
             extensions=response.extensions,
         )
+        return expose_debug_info(copy)
 
 
 class _BlockingStream(httpx.SyncByteStream):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,7 +14,7 @@ from levante.asgi import HTTPRequestEvent, Message
 from levante.testing.errors import ASGIAppError, ClientDisconnected
 from levante.testing.options import AppOptions
 from levante.testing.running import AppTask
-from levante.testing.scope import http_scope
+from levante.testing.scope import DEBUG_EXTENSION, http_scope
 
 # What the app may send in each phase of a response (ASGI HTTP spec, with the
 # trailers and pathsend extensions), and how an error message names the phase.
@@ -98,6 +98,7 @@ class HTTPExchange:
         self._headers: list[tuple[bytes, bytes]] = []
         self._trailers: httpx.Headers | None = None
         self._trailer_fields: list[tuple[bytes, bytes]] = []
+        self._debug_info: dict[str, Any] | None = None  # from http.response.debug
         self._pipe = BodyPipe()
         self._answered = asyncio.Event()  # the response started, or the app finished
         self._disconnected = asyncio.Event()  # from here on `receive` says http.disconnect
@@ -115,13 +116,16 @@ class HTTPExchange:
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if self._trailers is not None:
             extensions["trailers"] = self._trailers
-        return httpx.Response(
+        if self._debug_info is not None:
+            extensions[DEBUG_EXTENSION] = self._debug_info
+        response = httpx.Response(
             self._status,
             headers=self._headers,
             stream=ResponseStream(self),
             request=self.request,
             extensions=extensions,
         )
+        return expose_debug_info(response)
 
     async def next_chunk(self) -> bytes | None:
         """The next body chunk the app sent, or None at the end of the response."""
@@ -195,6 +199,9 @@ class HTTPExchange:
 
     async def _send(self, message: Message) -> None:
         kind = message.get("type")
+        if kind == DEBUG_EXTENSION:
+            self._record_debug(message)
+            return
         allowed = _ALLOWED[self._phase]
         if kind not in allowed:
             raise ASGIAppError(_misuse(kind, self._phase, allowed))
@@ -208,6 +215,26 @@ class HTTPExchange:
             await self._pathsend(message)
         else:
             self._add_trailers(message)
+
+    def _record_debug(self, message: Message) -> None:
+        if not self._options.response_debug:
+            raise ASGIAppError(
+                f"the app sent {DEBUG_EXTENSION!r}, which this client did not offer: send it "
+                "only when scope['extensions'] has it (TestClient offers it unless "
+                "response_debug=False)"
+            )
+        if self._phase != "start":
+            raise ASGIAppError(
+                f"the app sent {DEBUG_EXTENSION!r} {_PHASE_WORDS[self._phase]}: "
+                "it belongs before 'http.response.start'"
+            )
+        info = message.get("info")
+        if not isinstance(info, Mapping):
+            raise ASGIAppError(
+                f"{DEBUG_EXTENSION!r} needs 'info', a mapping such as "
+                "{'template': ..., 'context': ...}"
+            )
+        self._debug_info = dict(info)
 
     def _start(self, message: Message) -> None:
         status = message.get("status")
@@ -280,6 +307,18 @@ class ResponseStream(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         """Close the response; see `HTTPExchange.aclose`."""
         await self._exchange.aclose()
+
+
+def expose_debug_info(response: httpx.Response) -> httpx.Response:
+    """`response` with what the app sent in ``http.response.debug`` (kept in
+    ``response.extensions``) also set as ``response.template`` and
+    ``response.context``, the attributes Starlette's TestClient sets."""
+    info = response.extensions.get(DEBUG_EXTENSION)
+    if info is not None:
+        for name in ("template", "context"):
+            if name in info:
+                setattr(response, name, info[name])
+    return response
 
 
 def _client_went_away(exc: Exception) -> bool:

@@ -23,3 +23,5 @@ class AppOptions:
     #: After the client closes a response or WebSocket early, how long the app
     #: may keep running before its task is cancelled.
     close_grace: float = 0.5
+    #: Offer the ``http.response.debug`` extension (see `levante.testing.exchange`).
+    response_debug: bool = True

@@ -9,6 +9,10 @@ import httpx
 from levante.asgi import HTTP_SPEC_VERSION, ASGIVersions, HTTPScope, WebSocketScope
 from levante.testing.options import AppOptions
 
+#: Starlette's TestClient extension: the app may send ``{"type": "http.response.debug",
+#: "info": {...}}`` before the response starts (its templates send what they rendered).
+DEBUG_EXTENSION = "http.response.debug"
+
 _ASGI: ASGIVersions = {"version": "3.0", "spec_version": HTTP_SPEC_VERSION}
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
@@ -30,9 +34,19 @@ def http_scope(request: httpx.Request, options: AppOptions) -> dict[str, Any]:
         "client": options.client,
         "server": _server(request.url),
         "state": options.state.copy(),
-        "extensions": {"http.response.trailers": {}, "http.response.pathsend": {}},
+        "extensions": _http_extensions(options),
     }
     return cast("dict[str, Any]", scope)
+
+
+def _http_extensions(options: AppOptions) -> dict[str, dict[object, object]]:
+    extensions: dict[str, dict[object, object]] = {
+        "http.response.trailers": {},
+        "http.response.pathsend": {},
+    }
+    if options.response_debug:
+        extensions[DEBUG_EXTENSION] = {}
+    return extensions
 
 
 def websocket_scope(request: httpx.Request, options: AppOptions) -> dict[str, Any]:

@@ -29,7 +29,8 @@ class AppTransport(httpx.AsyncBaseTransport):
     `state` is the lifespan state (see `LifespanManager`); each request scope gets
     a shallow copy. With `raise_server_exceptions`, an exception the app raises
     is re-raised in the test; without it, an app that fails before starting a
-    response gives a 500 response.
+    response gives a 500 response. With `response_debug`, the
+    ``http.response.debug`` extension is offered (see `TestClient`).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class AppTransport(httpx.AsyncBaseTransport):
         state: dict[str, Any] | None = None,
         timeout: float = 30.0,
         close_grace: float = 0.5,
+        response_debug: bool = True,
     ) -> None:
         self.options = AppOptions(
             app=app,
@@ -51,6 +53,7 @@ class AppTransport(httpx.AsyncBaseTransport):
             state={} if state is None else state,
             timeout=timeout,
             close_grace=close_grace,
+            response_debug=response_debug,
         )
         self._open: set[HTTPExchange] = set()
 

@@ -8,13 +8,36 @@ from typing import Any, Generic, TypeVar
 from levante.asgi import AnyScope, ASGIApp, Receive, Send
 from levante.web.datastructures import State
 from levante.web.errors import ServerErrorMiddleware
-from levante.web.handlers import HANDLERS_KEY, ExceptionHandler, HandlerTables
+from levante.web.handlers import ExceptionHandler, ExceptionMiddleware, HandlerTables
 from levante.web.lifespan import Lifespan
 from levante.web.routing import BaseRoute, Decorated, Router, URLPath
 
 StateT = TypeVar("StateT")
 
 ExceptionKey = int | type[BaseException]
+
+
+def _split_handlers(
+    handlers: Mapping[ExceptionKey, ExceptionHandler],
+) -> tuple[ExceptionHandler | None, HandlerTables]:
+    """(the server-error handler, the tables for everything else).
+
+    `500` and `Exception` stay out of the tables: a route-level handler for
+    `Exception` would swallow every error (never logged, no debug page), so
+    they go to `ServerErrorMiddleware`, as in Starlette. `HTTPException(500)`
+    is then answered by the default HTTP handler, as there too.
+    """
+    error_handler = None
+    by_status: dict[int, ExceptionHandler] = {}
+    by_class: dict[type[BaseException], ExceptionHandler] = {}
+    for key, handler in handlers.items():
+        if key in (500, Exception):
+            error_handler = handler
+        elif isinstance(key, int):
+            by_status[key] = handler
+        else:
+            by_class[key] = handler
+    return error_handler, (by_status, by_class)
 
 
 class App(Generic[StateT]):
@@ -25,8 +48,13 @@ class App(Generic[StateT]):
       ASGI state, any other object is reachable as `request.lifespan_state` and by
       attribute on `request.state`. Mounted apps' lifespans run inside it.
     - `exception_handlers` maps a status code or an exception class to
-      `handler(request, exc) -> Response` (sync or async).
-    - `debug=True` answers unhandled errors with a traceback page.
+      `handler(request, exc) -> Response` (sync or async). They answer what any
+      route raises, handler, raw ASGI endpoint or mounted app, until the response
+      has started. `500` and `Exception` both name the server-error handler (the
+      one registered last wins): it answers errors nothing else took, and the
+      error is still re-raised for the server to log (Starlette's rule).
+    - `debug=True` answers unhandled errors with a traceback page, even with a
+      server-error handler.
     - `middleware` is a list of `Middleware(cls, **options)`, outermost first.
     """
 
@@ -49,7 +77,6 @@ class App(Generic[StateT]):
             exception_handlers or {}
         )
         self._stack: ASGIApp | None = None
-        self._tables: HandlerTables = ({}, {})
 
     # -- building --------------------------------------------------------------
 
@@ -58,18 +85,9 @@ class App(Generic[StateT]):
         return self.router.routes
 
     def build_middleware_stack(self) -> ASGIApp:
-        by_status: dict[int, ExceptionHandler] = {}
-        by_class: dict[type[BaseException], ExceptionHandler] = {}
-        error_handler = None
-        for key, handler in self.exception_handlers.items():
-            if key in (500, Exception):
-                error_handler = handler
-            if isinstance(key, int):
-                by_status[key] = handler
-            else:
-                by_class[key] = handler
-        self._tables = (by_status, by_class)
-        app: ASGIApp = self.router
+        """ServerErrorMiddleware(user middleware(ExceptionMiddleware(router)))."""
+        error_handler, tables = _split_handlers(self.exception_handlers)
+        app: ASGIApp = ExceptionMiddleware(self.router, tables)
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
@@ -150,7 +168,6 @@ class App(Generic[StateT]):
         stack = self._stack
         if stack is None:
             stack = self._stack = self.build_middleware_stack()
-        scope[HANDLERS_KEY] = self._tables
         if "state" not in scope:
             fallback = self.router.lifespan_runner().state
             if fallback is not None:

@@ -36,6 +36,11 @@ def set_thread_limit(limit: int) -> None:
         _executor = None
 
 
+def thread_limit() -> int:
+    """How many threads blocking calls may use (what `set_thread_limit` set last)."""
+    return _limit
+
+
 def _pool() -> ThreadPoolExecutor:
     global _executor
     if _executor is None:

@@ -2,8 +2,9 @@
 
 With ``debug=True`` the 500 is a page with the traceback and the source around
 each frame (HTML for browsers, plain text for other clients). Without it the
-client learns nothing about the code. The exception is re-raised afterwards so
-that the server logs it.
+answer is the app's server-error handler's (registered for `500` or
+`Exception`), or a bare 500 that tells the client nothing about the code.
+Either way the exception is re-raised afterwards so that the server logs it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from __future__ import annotations
 import html
 import linecache
 import traceback
-from typing import Any
 
 from levante.asgi import AnyScope, ASGIApp, Message, Receive, Send
-from levante.web.handlers import ExceptionHandler, call_handler
+from levante.web.handlers import ExceptionHandler, handler_response
 from levante.web.requests import Request
 from levante.web.responses import HTMLResponse, PlainTextResponse, Response
 
@@ -23,7 +23,12 @@ CONTEXT_LINES = 5
 
 
 class ServerErrorMiddleware:
-    """Turns an unhandled exception before the response started into a 500."""
+    """Turns an unhandled exception before the response started into a 500.
+
+    `handler(request, exc)` (the app's for `500` / `Exception`) answers it unless
+    `debug` is on; it must return a `Response`. The exception is re-raised in
+    every case, for the server to log.
+    """
 
     def __init__(
         self, app: ASGIApp, handler: ExceptionHandler | None = None, debug: bool = False
@@ -48,19 +53,31 @@ class ServerErrorMiddleware:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
             if not started:
-                response = await self._response(scope, receive, send, exc)
-                await response(scope, receive, send)
+                await self._answer(scope, receive, send, exc)
             raise
 
-    async def _response(self, scope: AnyScope, receive: Receive, send: Send, exc: Exception) -> Any:
+    async def _answer(self, scope: AnyScope, receive: Receive, send: Send, exc: Exception) -> None:
         request = Request(scope, receive, send)
+        try:
+            response = await self._response(request, exc)
+        except Exception:
+            # The handler failed as well: the client still gets its 500, and the
+            # server logs the handler's error, chained to `exc`.
+            await _bare_500()(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+    async def _response(self, request: Request, exc: Exception) -> Response:
+        # Debug mode wins over the handler, as in Starlette: the page is the point.
         if self.debug:
             return debug_response(request, exc)
-        if self.handler is not None:
-            result = await call_handler(self.handler, request, exc)
-            if isinstance(result, Response):
-                return result
-        return PlainTextResponse("Internal Server Error", 500)
+        if self.handler is None:
+            return _bare_500()
+        return await handler_response(self.handler, request, exc)
+
+
+def _bare_500() -> Response:
+    return PlainTextResponse("Internal Server Error", 500)
 
 
 def debug_response(request: Request, exc: BaseException) -> Response:
