@@ -480,7 +480,7 @@ def test_non_response_return_values_are_json():
 
 
 def test_registration_names_handler_and_parameter():
-    from levante.web.handlers import RegistrationError
+    from levante.web.plans import RegistrationError
 
     app = App()
     with pytest.raises(RegistrationError, match=r"mystery.*'what'"):
@@ -491,7 +491,7 @@ def test_registration_names_handler_and_parameter():
 
 
 def test_sync_websocket_handlers_are_refused_at_registration():
-    from levante.web.handlers import RegistrationError
+    from levante.web.plans import RegistrationError
 
     app = App()
     with pytest.raises(RegistrationError, match="async def"):

@@ -423,7 +423,7 @@ def test_url_path_for_an_explicit_str_parameter():
     app = App()
 
     @app.get("/u/{name:str}/{file}.{ext:str}", name="user")
-    def user(name: str) -> str:
+    def user(name: str, file: str, ext: str) -> str:
         return name
 
     assert app.url_path_for("user", name="bob", file="cv", ext="pdf") == "/u/bob/cv.pdf"

@@ -18,6 +18,7 @@ from typing import Any
 from levante.web.app import App
 from levante.web.background import BackgroundTask, BackgroundTasks
 from levante.web.datastructures import URL, Address, Headers, MutableHeaders, QueryParams, State
+from levante.web.dependencies import Depends, Security, SecurityScopes
 from levante.web.exceptions import (
     ClientDisconnect,
     HTTPException,
@@ -26,6 +27,8 @@ from levante.web.exceptions import (
     WebSocketDisconnect,
     WebSocketException,
 )
+from levante.web.params import Body, Cookie, File, Form, Header, Path, Query
+from levante.web.plans import RegistrationError
 from levante.web.requests import HTTPConnection, Request
 from levante.web.responses import (
     HTMLResponse,
@@ -36,6 +39,7 @@ from levante.web.responses import (
     StreamingResponse,
 )
 from levante.web.routing import Host, Mount, Route, Router, WebSocketRoute
+from levante.web.validation import RequestValidationError, ResponseValidationError
 from levante.web.websockets import WebSocket, WebSocketState
 
 __all__ = [
@@ -44,29 +48,43 @@ __all__ = [
     "App",
     "BackgroundTask",
     "BackgroundTasks",
+    "Body",
     "ClientDisconnect",
+    "Cookie",
+    "Depends",
     "EventSourceResponse",
+    "File",
     "FileResponse",
+    "Form",
     "HTMLResponse",
     "HTTPConnection",
     "HTTPException",
+    "Header",
     "Headers",
     "Host",
     "JSONResponse",
     "Mount",
     "MutableHeaders",
+    "Path",
     "PlainTextResponse",
+    "Query",
     "QueryParams",
     "RedirectResponse",
+    "RegistrationError",
     "Request",
+    "RequestValidationError",
     "Response",
+    "ResponseValidationError",
     "Route",
     "RouteConflict",
     "Router",
+    "Security",
+    "SecurityScopes",
     "ServerSentEvent",
     "State",
     "StaticFiles",
     "StreamingResponse",
+    "UploadFile",
     "WebError",
     "WebSocket",
     "WebSocketDisconnect",
@@ -78,6 +96,7 @@ __all__ = [
 _LAZY = {
     "FileResponse": "levante.web.files",
     "StaticFiles": "levante.web.files",
+    "UploadFile": "levante.web.forms",
     "EventSourceResponse": "levante.web.sse",
     "ServerSentEvent": "levante.web.sse",
 }

@@ -56,6 +56,8 @@ class App(Generic[StateT]):
     - `debug=True` answers unhandled errors with a traceback page, even with a
       server-error handler.
     - `middleware` is a list of `Middleware(cls, **options)`, outermost first.
+    - `dependencies` are `Depends(...)` run before every handler, for their
+      effects; `dependency_overrides` replaces a dependency (in tests).
     """
 
     def __init__(
@@ -67,10 +69,16 @@ class App(Generic[StateT]):
         exception_handlers: Mapping[ExceptionKey, ExceptionHandler] | None = None,
         lifespan: Lifespan | None = None,
         redirect_slashes: bool = True,
+        dependencies: Sequence[Any] | None = None,
     ) -> None:
         self.debug = debug
         self.state = State()
-        self.router = Router(routes, redirect_slashes=redirect_slashes, lifespan=lifespan)
+        #: Replacements for dependencies, by the function the handlers name (for
+        #: tests): ``app.dependency_overrides[get_db] = fake_db``.
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self.router = Router(
+            routes, redirect_slashes=redirect_slashes, lifespan=lifespan, dependencies=dependencies
+        )
         self.router.owner = self  # type: ignore[attr-defined]
         self.user_middleware: list[Any] = list(middleware or [])
         self.exception_handlers: dict[ExceptionKey, ExceptionHandler] = dict(

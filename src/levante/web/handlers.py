@@ -1,13 +1,13 @@
 """Handlers compiled into ASGI apps, and the app's exception handlers applied to them.
 
-Each handler's signature is read once, when its route is made, into a list of
-what to pass it; per request the compiled app only fills that list in.
+Each handler's signature is read once, when its route is made, into a `Plan`
+(plans.py); per request the compiled app only fills it in, calls the handler and
+sends what it returns, encoded as its declared type.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,8 +20,26 @@ from levante.web.exceptions import (
     WebSocketDisconnect,
     WebSocketException,
 )
+from levante.web.plans import (
+    MAX_BODY_SIZE,
+    UNSET,
+    Plan,
+    RegistrationError,
+    Solved,
+    handler_name,
+    make_plan,
+    response_encoder,
+    response_type,
+    solve,
+)
 from levante.web.requests import HTTPConnection, Request
 from levante.web.responses import BODYLESS_STATUSES, JSONResponse, PlainTextResponse, Response
+from levante.web.validation import (
+    PROBLEM_JSON,
+    ProblemException,
+    RequestValidationError,
+    validation_problem,
+)
 from levante.web.websockets import WebSocket, WebSocketState
 
 #: The scope key where an `App` leaves its exception handlers for the routes.
@@ -30,68 +48,6 @@ HANDLERS_KEY = "levante.exception_handlers"
 ExceptionHandler = Callable[[Any, Exception], Any]
 #: (handlers by status code, handlers by exception class)
 HandlerTables = tuple[dict[int, ExceptionHandler], dict[type[BaseException], ExceptionHandler]]
-
-
-class RegistrationError(WebError, TypeError):
-    """A handler cannot be registered as written; the message names it and the parameter."""
-
-
-def handler_name(func: Callable[..., Any]) -> str:
-    module = getattr(func, "__module__", "?")
-    return f"{module}.{getattr(func, '__qualname__', repr(func))}"
-
-
-# -- reading signatures --------------------------------------------------------
-
-_REQUEST = "request"
-_WEBSOCKET = "websocket"
-_TASKS = "tasks"
-_PATH = "path"
-
-
-def _signature(func: Callable[..., Any]) -> inspect.Signature:
-    try:
-        return inspect.signature(func, eval_str=True)
-    except (NameError, TypeError) as exc:
-        raise RegistrationError(
-            f"cannot read the annotations of handler {handler_name(func)}: {exc}"
-        ) from None
-
-
-def _kind(param: inspect.Parameter, path_names: set[str], connection: type[Any]) -> str | None:
-    annotation = param.annotation
-    if isinstance(annotation, type):
-        if issubclass(annotation, BackgroundTasks):
-            return _TASKS
-        if issubclass(annotation, HTTPConnection):
-            return _WEBSOCKET if issubclass(annotation, WebSocket) else _REQUEST
-    if param.name in path_names:
-        return _PATH
-    if param.name in ("request", "websocket") and annotation is inspect.Parameter.empty:
-        return _WEBSOCKET if connection is WebSocket else _REQUEST
-    return None
-
-
-def read_plan(
-    func: Callable[..., Any], path_names: set[str], connection: type[Any]
-) -> list[tuple[str, str]]:
-    """[(parameter name, what to pass)] for `func`, or RegistrationError."""
-    plan = []
-    for param in _signature(func).parameters.values():
-        kind = _kind(param, path_names, connection)
-        if kind is None:
-            if param.default is not inspect.Parameter.empty or param.kind in (
-                param.VAR_KEYWORD,
-                param.VAR_POSITIONAL,
-            ):
-                continue
-            raise RegistrationError(
-                f"handler {handler_name(func)}: cannot tell what to pass for parameter "
-                f"{param.name!r}. Name it after a path parameter {sorted(path_names)}, or "
-                f"annotate it as Request, WebSocket or BackgroundTasks."
-            )
-        plan.append((param.name, kind))
-    return plan
 
 
 # -- exception handlers ----------------------------------------------------------
@@ -106,6 +62,7 @@ def read_plan(
 _OPEN = (WebSocketState.CONNECTING, WebSocketState.CONNECTED)
 #: RFC 6455 §7.4.1 close codes used here.
 _NORMAL_CLOSURE = 1000
+_POLICY_VIOLATION = 1008
 _INTERNAL_ERROR = 1011
 
 
@@ -115,9 +72,16 @@ class HandlerResultError(WebError, TypeError):
 
 async def default_http_exception_handler(conn: HTTPConnection, exc: HTTPException) -> Response:
     headers = dict(exc.headers) if exc.headers else None
+    if isinstance(exc, ProblemException):
+        return JSONResponse(exc.problem(), exc.status_code, headers, media_type=PROBLEM_JSON)
     if exc.status_code in BODYLESS_STATUSES:
         return Response(status_code=exc.status_code, headers=headers)
     return PlainTextResponse(exc.detail, exc.status_code, headers)
+
+
+async def default_validation_handler(conn: HTTPConnection, exc: RequestValidationError) -> Response:
+    """422 with the errors as an RFC 9457 problem document."""
+    return JSONResponse(validation_problem(exc.errors), 422, media_type=PROBLEM_JSON)
 
 
 async def default_websocket_exception_handler(
@@ -138,6 +102,8 @@ def find_handler(tables: HandlerTables | None, exc: Exception) -> ExceptionHandl
                 return by_class[cls]
     if isinstance(exc, HTTPException):
         return default_http_exception_handler  # type: ignore[return-value]
+    if isinstance(exc, RequestValidationError):
+        return default_validation_handler  # type: ignore[return-value]
     if isinstance(exc, WebSocketException):
         return default_websocket_exception_handler  # type: ignore[return-value]
     return None
@@ -287,12 +253,6 @@ class _Progress:
 # -- HTTP ----------------------------------------------------------------------
 
 
-def _as_response(result: Any, status_code: int | None) -> Response:
-    if isinstance(result, Response):
-        return result
-    return JSONResponse(result, status_code or 200)
-
-
 def _attach(response: Response, tasks: BackgroundTasks | None) -> None:
     if tasks is None or not tasks.tasks:
         return
@@ -302,33 +262,110 @@ def _attach(response: Response, tasks: BackgroundTasks | None) -> None:
         response.background = BackgroundTasks([response.background, tasks])
 
 
+class Compiled:
+    """A handler's plan, and the plans made for the app's `dependency_overrides`
+    (tests set them after the routes exist; each distinct set is planned once)."""
+
+    def __init__(
+        self, func: Callable[..., Any], route: Any, connection: type[HTTPConnection]
+    ) -> None:
+        options: dict[str, Any] = getattr(route, "options", {}) or {}
+        self.arguments = {
+            "path_names": set(route.template.param_names) if route is not None else set(),
+            "connection": connection,
+            "dependencies": list(options.get("dependencies") or ()),
+            "max_body_size": options.get("max_body_size", MAX_BODY_SIZE),
+        }
+        self.func = func
+        self.plan = make_plan(func, **self.arguments)
+        self._overridden: dict[tuple[tuple[Any, Any], ...], Plan] = {}
+
+    def plan_for(self, scope: AnyScope) -> Plan:
+        return self.plan_with(getattr(scope.get("app"), "dependency_overrides", None))
+
+    def plan_with(self, overrides: dict[Any, Any] | None) -> Plan:
+        if not overrides:
+            return self.plan
+        key = tuple(overrides.items())
+        plan = self._overridden.get(key)
+        if plan is None:
+            plan = make_plan(self.func, overrides=dict(overrides), **self.arguments)
+            self._overridden[key] = plan
+        return plan
+
+
 def compile_http_handler(func: Callable[..., Any], route: Any) -> ASGIApp:
-    """An ASGI app that calls `func` with what its signature asks for and sends
-    what it returns."""
-    path_names = set(route.template.param_names) if route is not None else set()
-    plan = read_plan(func, path_names, Request)
-    status_code: int | None = getattr(route, "status_code", None)
+    """An ASGI app that calls `func` with what its signature asks for (validated;
+    422 otherwise) and sends what it returns: a `Response` as is, anything else as
+    JSON of the declared response type."""
+    compiled = Compiled(func, route, Request)
+    if route is not None:
+        route.compiled = compiled  # for the lifespan: app-scoped dependencies start with the app
+    options: dict[str, Any] = getattr(route, "options", {}) or {}
+    status_code: int = getattr(route, "status_code", None) or 200
+    encode = response_encoder(func, response_type(func, options.get("response_model", UNSET)))
     call = _caller(func)
-    takes_tasks = any(kind == _TASKS for _, kind in plan)
-    only_request = len(plan) == 1 and plan[0][1] == _REQUEST
-    request_name = plan[0][0] if only_request else ""
 
     async def app(scope: AnyScope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
-        tasks = BackgroundTasks() if takes_tasks else None
+        solved = None
         try:
-            if only_request:
-                result = await call({request_name: request})
-            else:
-                result = await call(_arguments(plan, request, tasks))
+            solved = await solve(compiled.plan_for(scope), request)
+            result = await call(solved.kwargs)
+            response = _as_response(result, status_code, encode, solved)
         except Exception as exc:
-            await respond_to_exception(scope, receive, send, exc, request)
+            error = await _unwind(solved, exc)
+            await respond_to_exception(scope, receive, send, error, request)
             return
-        response = _as_response(result, status_code)
-        _attach(response, tasks)
-        await response(scope, receive, send)
+        if solved.stack is None:
+            await response(scope, receive, send)
+            return
+        # Generator dependencies clean up once the response is sent, before the
+        # background tasks run (so a task does not hold a request's resources).
+        background, response.background = response.background, None
+        try:
+            await response(scope, receive, send)
+        finally:
+            await solved.stack.aclose()
+        if background is not None:
+            await background()
 
     return app
+
+
+def _as_response(
+    result: Any, status_code: int, encode: Callable[[Any], Any] | None, solved: Solved
+) -> Response:
+    if isinstance(result, Response):
+        response = result
+    else:
+        content = encode(result) if encode is not None else result
+        response = JSONResponse(content, status_code)
+    if solved.response is not None:
+        _merge_parameter_response(response, solved.response)
+    _attach(response, solved.tasks)
+    return response
+
+
+def _merge_parameter_response(response: Response, given: Response) -> None:
+    """What the handler set on its `response: Response` parameter: status, cookies,
+    headers (FastAPI's rule: they apply to the response it returns)."""
+    if given.status_code is not None:
+        response.status_code = given.status_code
+    framing = (b"content-length", b"content-type")
+    response.raw_headers.extend(h for h in given.raw_headers if h[0] not in framing)
+
+
+async def _unwind(solved: Solved | None, exc: Exception) -> Exception:
+    """Let generator dependencies see the handler's exception; what they raise
+    instead (an `HTTPException` for a failed transaction, say) is what is answered."""
+    if solved is None or solved.stack is None:
+        return exc
+    try:
+        await solved.stack.__aexit__(type(exc), exc, exc.__traceback__)
+    except Exception as raised:
+        return raised
+    return exc
 
 
 def _caller(func: Callable[..., Any]) -> Callable[[dict[str, Any]], Awaitable[Any]]:
@@ -343,21 +380,6 @@ def _caller(func: Callable[..., Any]) -> Callable[[dict[str, Any]], Awaitable[An
         return await run_in_threadpool(func, **kwargs)
 
     return call_sync
-
-
-def _arguments(
-    plan: list[tuple[str, str]], conn: HTTPConnection, tasks: BackgroundTasks | None
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {}
-    path_params = conn.scope.get("path_params", {})
-    for name, kind in plan:
-        if kind == _PATH:
-            kwargs[name] = path_params[name]
-        elif kind == _TASKS:
-            kwargs[name] = tasks
-        else:
-            kwargs[name] = conn
-    return kwargs
 
 
 # -- WebSocket -----------------------------------------------------------------
@@ -379,18 +401,29 @@ def compile_websocket_handler(func: Callable[..., Any], route: Any) -> ASGIApp:
         raise RegistrationError(
             f"WebSocket handler {handler_name(func)} must be 'async def': it awaits messages"
         )
-    path_names = set(route.template.param_names) if route is not None else set()
-    plan = read_plan(func, path_names, WebSocket)
+    compiled = Compiled(func, route, WebSocket)
+    if route is not None:
+        route.compiled = compiled
 
     async def app(scope: AnyScope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
+        solved = None
         try:
-            result = await func(**_arguments(plan, websocket, None))
+            solved = await solve(compiled.plan_for(scope), websocket)
+            result = await func(**solved.kwargs)
         except WebSocketDisconnect:
+            await _unwind(solved, WebSocketDisconnect())
+            return
+        except RequestValidationError as exc:
+            # FastAPI's answer: refuse the handshake with 1008 (policy violation).
+            await _close(websocket, _POLICY_VIOLATION, _reason(exc))
             return
         except Exception as exc:
-            await respond_to_exception(scope, receive, send, exc, websocket)
+            error = await _unwind(solved, exc)
+            await respond_to_exception(scope, receive, send, error, websocket)
             return
+        if solved.stack is not None:
+            await solved.stack.aclose()
         if isinstance(result, Response):
             await _send_returned(websocket, result)
 
@@ -408,6 +441,13 @@ async def _deny(websocket: WebSocket, response: Response) -> None:
     # A client gone mid-handshake has nothing left to be told.
     with contextlib.suppress(WebSocketDisconnect):
         await websocket.send_denial_response(response)
+
+
+def _reason(exc: RequestValidationError) -> str:
+    # A close reason fits in 123 bytes (RFC 6455 §5.5: 125 less the code).
+    first = exc.errors[0]
+    text = f"invalid {'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    return text.encode()[:123].decode(errors="ignore")
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

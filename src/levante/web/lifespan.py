@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -69,11 +69,15 @@ class LifespanRunner:
         contexts: Sequence[Lifespan],
         subapps: Sequence[ASGIApp],
         on_startup: Callable[[], Any],
+        on_started: Callable[[AsyncExitStack, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self.owner = owner
         self.contexts = contexts
         self.subapps = subapps
         self.on_startup = on_startup
+        #: Runs once the app's own lifespans have started, before mounted apps':
+        #: app-scoped dependencies are made there, closed by `stack`.
+        self.on_started = on_started
         #: The state dict, kept for servers that run lifespan but give no state.
         self.state: dict[str, Any] | None = None
 
@@ -108,6 +112,8 @@ class LifespanRunner:
                 objects.append(value)
         # An app's own lifespan comes before its included routers': the first wins.
         _keep_object(state, app, objects[0] if objects else None, own=app in (owner, self.owner))
+        if self.on_started is not None:
+            await self.on_started(stack, state)
         for subapp in self.subapps:
             await stack.enter_async_context(run_sub_lifespan(subapp, state, app))
 

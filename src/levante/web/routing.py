@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from levante.web.handlers import (
     respond_to_exception,
 )
 from levante.web.lifespan import Lifespan, LifespanRunner
+from levante.web.plans import APP_DEPENDENCIES_KEY, AppDependencies
 from levante.web.responses import RedirectResponse, Response
 
 ALL_METHODS = None
@@ -558,8 +560,12 @@ class Router:
         redirect_slashes: bool = True,
         default: ASGIApp | None = None,
         lifespan: Lifespan | None = None,
+        dependencies: Sequence[Any] | None = None,
     ) -> None:
-        self.routes: list[BaseRoute] = list(routes or [])
+        #: `Depends(...)` run before every handler route of this router (for their
+        #: effects: authentication, say), outside the routes' own.
+        self.dependencies: list[Any] = list(dependencies or ())
+        self.routes: list[BaseRoute] = [self._with_ours(route) for route in routes or ()]
         self.redirect_slashes = redirect_slashes
         self.default = default
         self.lifespan_context = lifespan
@@ -585,15 +591,25 @@ class Router:
         name: str | None = None,
         **options: Any,
     ) -> Route:
-        route = Route(path, endpoint, methods=methods, name=name, **options)
+        route = Route(path, endpoint, methods=methods, name=name, **self._options(options))
         self.routes.append(route)
         self._changed()
         return route
 
+    def _options(self, options: dict[str, Any]) -> dict[str, Any]:
+        if not self.dependencies:
+            return options
+        return {**options, "dependencies": [*self.dependencies, *options.get("dependencies", ())]}
+
+    def _with_ours(self, route: BaseRoute) -> BaseRoute:
+        if not self.dependencies or not isinstance(route, Route | WebSocketRoute):
+            return route
+        return _prefixed(route, "", {"dependencies": self.dependencies})
+
     def add_websocket_route(
         self, path: str, endpoint: Callable[..., Any], name: str | None = None, **options: Any
     ) -> WebSocketRoute:
-        route = WebSocketRoute(path, endpoint, name=name, **options)
+        route = WebSocketRoute(path, endpoint, name=name, **self._options(options))
         self.routes.append(route)
         self._changed()
         return route
@@ -610,6 +626,7 @@ class Router:
         """Copy `router`'s routes in under `prefix` (its lifespan runs with ours)."""
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(f"a prefix starts with '/' and does not end with one: {prefix!r}")
+        options = self._options(options)
         for route in router.routes:
             self.routes.append(_prefixed(route, prefix, options))
         if router.lifespan_context is not None:
@@ -749,8 +766,27 @@ class Router:
                 for r in self.routes
                 if isinstance(r, Mount | Host)
             ]
-            self._lifespan = LifespanRunner(self, contexts, subapps, on_startup=self.compile)
+            self._lifespan = LifespanRunner(
+                self, contexts, subapps, on_startup=self.compile, on_started=self._start_app_scoped
+            )
         return self._lifespan
+
+    async def _start_app_scoped(self, stack: AsyncExitStack, state: dict[str, Any]) -> None:
+        """Make the app-scoped dependencies of every handler route (with the app's
+        `dependency_overrides`), to be closed when the lifespan ends."""
+        overrides = getattr(getattr(self, "owner", None), "dependency_overrides", None)
+        plans = [
+            compiled.plan_with(overrides)
+            for route in self.routes
+            if (compiled := getattr(route, "compiled", None)) is not None
+        ]
+        if not any(plan.has_app_calls for plan in plans):
+            return
+        registry = state.get(APP_DEPENDENCIES_KEY)
+        if registry is None:
+            registry = state[APP_DEPENDENCIES_KEY] = AppDependencies()
+            stack.push_async_callback(registry.aclose)
+        await registry.start(plans)
 
 
 def _accepts(found: Match, want: str) -> bool:
