@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from levante.testing import TestClient
 from levante.web import URL, App, Headers, Mount, PlainTextResponse, QueryParams, Request
@@ -298,3 +300,36 @@ def test_form_limits_answer_400_and_oversized_files_413():
     )
     assert client.post("/files", files={"f": ("f.txt", b"x" * 11)}).status_code == 413
     assert client.post("/files", files={"f": ("f.txt", b"x" * 10)}).json() == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "a=1",
+        "a=1&b=2&a=3",
+        "a",
+        "a=&b",
+        "&&a=1&",
+        "x=a+b%20c&y=%E2%9C%93",
+        "k%3D=v%26",
+        "=v",
+        "a=1=2",
+        "bad=%zz&%",
+    ],
+)
+def test_query_parsing_matches_the_standard_library(query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from levante.web.datastructures import parse_query
+
+    assert parse_query(query) == parse_qsl(query, keep_blank_values=True)
+
+
+@given(st.text(alphabet="ab=&%+2C9 ;\u00e9", max_size=40))
+def test_query_parsing_matches_the_standard_library_for_any_string(query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from levante.web.datastructures import parse_query
+
+    assert parse_query(query) == parse_qsl(query, keep_blank_values=True)

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 from levante.asgi import AnyScope, ASGIApp, Receive, Send
 from levante.web.datastructures import State
 from levante.web.errors import ServerErrorMiddleware
-from levante.web.handlers import ExceptionHandler, ExceptionMiddleware, HandlerTables
+from levante.web.handlers import HANDLERS_KEY, ExceptionHandler, HandlerTables
 from levante.web.lifespan import Lifespan
 from levante.web.routing import BaseRoute, Decorated, Router, URLPath
 
@@ -85,6 +85,7 @@ class App(Generic[StateT]):
             exception_handlers or {}
         )
         self._stack: ASGIApp | None = None
+        self._tables: HandlerTables = ({}, {})
 
     # -- building --------------------------------------------------------------
 
@@ -93,9 +94,10 @@ class App(Generic[StateT]):
         return self.router.routes
 
     def build_middleware_stack(self) -> ASGIApp:
-        """ServerErrorMiddleware(user middleware(ExceptionMiddleware(router)))."""
-        error_handler, tables = _split_handlers(self.exception_handlers)
-        app: ASGIApp = ExceptionMiddleware(self.router, tables)
+        """ServerErrorMiddleware(user middleware(router)); the routes answer exceptions
+        with the tables the app leaves in the scope."""
+        error_handler, self._tables = _split_handlers(self.exception_handlers)
+        app: ASGIApp = self.router
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         return ServerErrorMiddleware(app, handler=error_handler, debug=self.debug)
@@ -176,6 +178,7 @@ class App(Generic[StateT]):
         stack = self._stack
         if stack is None:
             stack = self._stack = self.build_middleware_stack()
+        scope[HANDLERS_KEY] = self._tables
         if "state" not in scope:
             fallback = self.router.lifespan_runner().state
             if fallback is not None:

@@ -182,31 +182,32 @@ async def _answer_websocket(
 
 
 class ExceptionMiddleware:
-    """Answers what the routes raise with the app's exception handlers.
+    """Answers what a raw ASGI endpoint, a mounted app or a route's middleware
+    raises with the app's exception handlers (Starlette's `ExceptionMiddleware`).
 
-    Starlette's `ExceptionMiddleware`: `App` puts it inside the user middleware,
-    around the router, so that raw ASGI endpoints and mounted apps get the same
-    handlers as compiled handlers, and the user middleware see the answer. An
-    exception raised after the HTTP response started (or after a WebSocket was
-    closed or denied) is re-raised: the client already has an answer.
+    Routes put it around what they call unless that is a compiled handler alone,
+    which answers its own exceptions: a handler route pays for no extra `send`
+    wrapper. The tables are the ones in the scope when the request arrives (a
+    mounted `App` puts its own there). An exception raised after the HTTP response
+    started (or after a WebSocket was closed or denied) is re-raised: the client
+    already has an answer.
     """
 
-    def __init__(self, app: ASGIApp, tables: HandlerTables) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.tables = tables
 
     async def __call__(self, scope: AnyScope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        scope[HANDLERS_KEY] = self.tables
+        tables = scope.get(HANDLERS_KEY)
         progress = _Progress(send)
         try:
             await self.app(scope, receive, progress.send)
         except Exception as exc:
             if progress.started:
                 raise
-            scope[HANDLERS_KEY] = self.tables  # a mounted App left its own in the shared scope
+            scope[HANDLERS_KEY] = tables
             websocket = progress.websocket(scope, receive, send)
             await respond_to_exception(scope, receive, send, exc, websocket)
 

@@ -24,7 +24,7 @@ import copy
 import inspect
 import operator
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union, get_args, get_origin
 
@@ -842,8 +842,8 @@ async def solve(plan: Plan, conn: HTTPConnection) -> Solved:
     are in `Solved.kwargs`. Raises `RequestValidationError` listing every error."""
     solved = Solved()
     errors: list[ErrorItem] = []
-    inputs = read_inputs(plan, conn, errors) if plan.inputs else {}
-    body = await read_body(plan, conn, errors) if plan.body else {}  # type: ignore[arg-type]
+    inputs = read_inputs(plan, conn, errors) if plan.inputs else _NOTHING
+    body = await read_body(plan, conn, errors) if plan.body else _NOTHING  # type: ignore[arg-type]
     if errors:
         raise RequestValidationError(errors)
     if plan.uses_tasks:
@@ -851,16 +851,20 @@ async def solve(plan: Plan, conn: HTTPConnection) -> Solved:
     if plan.uses_response:
         solved.response = Response()
         solved.response.status_code = None  # type: ignore[assignment]
+    endpoint = plan.calls[-1]
+    if len(plan.calls) == 1:  # no dependencies: the common case, kept short
+        solved.kwargs = _kwargs(endpoint, conn, inputs, body, (), _NOTHING, solved)
+        return solved
     if plan.has_generators:
         solved.stack = contextlib.AsyncExitStack()
     slots: list[Any] = [None] * len(plan.calls)
-    app_values = await _app_values(plan, conn) if plan.has_app_calls else {}
+    app_values = await _app_values(plan, conn) if plan.has_app_calls else _NOTHING
     try:
         for call in plan.calls:
             if call.scope == "app":
                 continue
             kwargs = _kwargs(call, conn, inputs, body, slots, app_values, solved)
-            if call is plan.calls[-1]:
+            if call is endpoint:
                 solved.kwargs = kwargs
                 break
             slots[call.slot] = await enter(call.kind, call.func, kwargs, solved.stack)  # type: ignore[arg-type]
@@ -871,12 +875,15 @@ async def solve(plan: Plan, conn: HTTPConnection) -> Solved:
     return solved
 
 
+_NOTHING: dict[Any, Any] = {}
+
+
 def _kwargs(
     call: Call,
     conn: HTTPConnection,
     inputs: dict[str, Any],
     body: dict[str, Any],
-    slots: list[Any],
+    slots: Sequence[Any],
     app_values: dict[Any, Any],
     solved: Solved,
 ) -> dict[str, Any]:
@@ -986,10 +993,47 @@ def response_encoder(handler: Callable[..., Any], model: Any) -> Callable[[Any],
         ) from None
     if uses_pydantic(model):
         return _pydantic_encoder(model, name)
+    native = _json_container(model)
+    if native is not None:
+        return _container_encoder(model, native, name)
     exact = model if isinstance(model, type) else None
 
     def encode(value: Any) -> Any:
         if exact is not None and type(value) is exact:
+            return value
+        try:
+            return msgspec.convert(value, model, from_attributes=True)
+        except msgspec.ValidationError as exc:
+            raise ResponseValidationError(name, msgspec_errors(exc, ["response"])) from None
+
+    return encode
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_container(model: Any) -> type | None:
+    """For ``dict[str, <JSON scalar>]`` or ``list[<JSON scalar>]``: dict or list; else None.
+
+    Such a value has no fields to drop and encodes the same whether or not it is
+    checked first, so a value of the right container type is sent as it is."""
+    origin = get_origin(model)
+    args = get_args(model)
+    if origin is dict and len(args) == 2 and args[0] is str:
+        item = args[1]
+    elif origin is list and len(args) == 1:
+        item = args[0]
+    else:
+        return None
+    parts = get_args(item) if get_origin(item) in (Union, types.UnionType) else (item,)
+    if all(part in _JSON_SCALARS or part is Any for part in parts):
+        return origin  # type: ignore[no-any-return]
+    return None
+
+
+def _container_encoder(model: Any, container: type, name: str) -> Callable[[Any], Any]:
+    def encode(value: Any) -> Any:
+        if type(value) is container:
             return value
         try:
             return msgspec.convert(value, model, from_attributes=True)

@@ -23,6 +23,7 @@ from levante.web.convertors import HostTemplate, PathTemplate, Segment, compile_
 from levante.web.datastructures import URL, Headers, full_path
 from levante.web.exceptions import HTTPException, NoMatchFound, RouteConflict
 from levante.web.handlers import (
+    ExceptionMiddleware,
     compile_http_handler,
     compile_websocket_handler,
     respond_to_exception,
@@ -115,6 +116,11 @@ def _wrap(app: ASGIApp, middleware: Sequence[Any]) -> ASGIApp:
     return app
 
 
+def _guard(app: ASGIApp, answers_its_own: bool) -> ASGIApp:
+    """`app` inside `ExceptionMiddleware`, unless it is a compiled handler alone."""
+    return app if answers_its_own else ExceptionMiddleware(app)
+
+
 def _set_path_params(scope: AnyScope, params: dict[str, Any]) -> None:
     prior = scope.get("path_params")
     scope["path_params"] = {**prior, **params} if prior else params
@@ -178,7 +184,7 @@ class Route(BaseRoute):
             self.app = endpoint
         #: As given, so that `include_router` can build the route again with it.
         self.middleware = list(middleware or ())
-        self.app = _wrap(self.app, self.middleware)
+        self.app = _guard(_wrap(self.app, self.middleware), is_handler and not self.middleware)
 
     @property
     def declared_methods(self) -> set[str] | None:
@@ -221,12 +227,13 @@ class WebSocketRoute(BaseRoute):
         self.name = _endpoint_name(endpoint) if name is None else name
         self.include_in_schema = include_in_schema
         self.options = options
-        if _is_handler(endpoint):
+        handler = _is_handler(endpoint)
+        if handler:
             self.app: ASGIApp = compile_websocket_handler(endpoint, self)
         else:
             self.app = endpoint
         self.middleware = list(middleware or ())
-        self.app = _wrap(self.app, self.middleware)
+        self.app = _guard(_wrap(self.app, self.middleware), handler and not self.middleware)
 
     def url_path_for(self, name: str, /, **params: Any) -> URLPath:
         if name != self.name:
@@ -266,7 +273,7 @@ class Mount(BaseRoute):
         self.name = name
         self.template = compile_path(path)
         self.middleware = list(middleware or ())
-        self.app = _wrap(self.app, self.middleware)
+        self.app = _guard(_wrap(self.app, self.middleware), False)
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -304,6 +311,7 @@ class Host(BaseRoute):
     def __init__(self, host: str, app: ASGIApp, name: str | None = None) -> None:
         self.host = host
         self.app = app
+        self.guarded = _guard(app, False)  # what the router calls
         self.name = name
         self.template = compile_host(host)
 
@@ -727,7 +735,7 @@ class Router:
             params = route.match(host)
             if params is not None:
                 _set_path_params(scope, params)
-                await route.app(scope, receive, send)
+                await route.guarded(scope, receive, send)
                 return True
         return False
 

@@ -1,0 +1,357 @@
+"""The OpenAPI 3.1 document of an app, made from its routes' plans.
+
+Everything comes from what the framework already knows to serve a request: the
+path, the methods, each handler's plan (parameters, body, dependencies, security
+schemes) and response type, plus the route's documentation options (`tags`,
+`summary`, `description`, `operation_id`, `deprecated`, `responses`,
+`response_description`, `include_in_schema`). JSON Schemas come from msgspec
+(``schema_components``), or from pydantic for its models, under
+``components.schemas``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+
+from levante.web.plans import Plan, handler_name, response_type
+from levante.web.validation import PROBLEM_JSON, uses_pydantic
+
+OPENAPI_VERSION = "3.1.0"
+_REF = "#/components/schemas/{name}"
+_PARAM = re.compile(r"\{([A-Za-z_]\w*)(?::[^}]*)?\}")
+
+#: The 422 answer's schema, shared by every operation that validates input.
+VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ValidationProblem",
+    "type": "object",
+    "description": "RFC 9457 problem document listing each validation error.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {
+                        "type": "array",
+                        "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    },
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                    "input": {},
+                },
+                "required": ["loc", "msg", "type"],
+            },
+        },
+    },
+    "required": ["type", "title", "status", "detail", "errors"],
+}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem document.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+    "required": ["type", "title", "status", "detail"],
+}
+
+
+@dataclass
+class Operation:
+    """One (path, method) of an HTTP route, with what the document needs of it."""
+
+    path: str
+    method: str
+    route: Any
+    plan: Plan
+
+
+def openapi_path(path: str) -> str:
+    """``/items/{item_id:int}`` → ``/items/{item_id}``."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def iter_operations(routes: list[Any], prefix: str = "") -> Iterator[Operation]:
+    """Every documented operation of `routes`, mounted `App`s and routers included."""
+    from levante.web.routing import Mount, Route
+
+    for route in routes:
+        if isinstance(route, Route):
+            compiled = getattr(route, "compiled", None)
+            if compiled is None or not route.include_in_schema:
+                continue
+            for method in sorted(route.declared_methods or {"GET"}):
+                yield Operation(
+                    openapi_path(prefix + route.path), method.lower(), route, compiled.plan
+                )
+        elif isinstance(route, Mount):
+            inner = getattr(route.inner, "routes", None)
+            if isinstance(inner, list):
+                yield from iter_operations(inner, prefix + route.path)
+
+
+class _Schemas:
+    """Collects types, then makes all their schemas in one pass (shared components)."""
+
+    def __init__(self) -> None:
+        self.types: list[Any] = []
+        self.slots: list[tuple[dict[str, Any], str, dict[str, Any]]] = []
+        self.components: dict[str, Any] = {}
+
+    def ref(self, tp: Any, target: dict[str, Any], key: str = "schema", **extra: Any) -> None:
+        """Fill `target[key]` with `tp`'s schema (plus `extra` keywords, such as a
+        ``default``) once `resolve` runs."""
+        if uses_pydantic(tp):
+            target[key] = {**self._pydantic(tp), **extra}
+            return
+        self.types.append(tp)
+        self.slots.append((target, key, extra))
+
+    def _pydantic(self, tp: Any) -> dict[str, Any]:
+        from pydantic import TypeAdapter
+
+        schema = TypeAdapter(tp).json_schema(ref_template=_REF, mode="validation")
+        self.components.update(schema.pop("$defs", {}))
+        return schema
+
+    def resolve(self) -> dict[str, Any]:
+        schemas, components = msgspec.json.schema_components(self.types, ref_template=_REF)
+        for (target, key, extra), schema in zip(self.slots, schemas, strict=True):
+            target[key] = {**schema, **extra}
+        self.components.update(components)
+        return self.components
+
+
+def openapi_document(
+    routes: list[Any],
+    *,
+    title: str,
+    version: str,
+    description: str | None = None,
+    servers: list[dict[str, Any]] | None = None,
+    tags: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of `routes`."""
+    schemas = _Schemas()
+    security_schemes: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    used_ids: set[str] = set()
+    for op in iter_operations(routes):
+        operation = _operation(op, schemas, security_schemes, used_ids)
+        paths.setdefault(op.path, {})[op.method] = operation
+    components: dict[str, Any] = {"schemas": schemas.resolve()}
+    if any("422" in o.get("responses", {}) for item in paths.values() for o in item.values()):
+        components["schemas"]["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
+    if security_schemes:
+        components["securitySchemes"] = security_schemes
+    info: dict[str, Any] = {"title": title, "version": version}
+    if description:
+        info["description"] = description
+    document: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": info, "paths": paths}
+    if servers:
+        document["servers"] = servers
+    if tags:
+        document["tags"] = tags
+    document["components"] = components
+    return document
+
+
+def _operation(
+    op: Operation, schemas: _Schemas, security_schemes: dict[str, Any], used_ids: set[str]
+) -> dict[str, Any]:
+    route, plan = op.route, op.plan
+    options: dict[str, Any] = route.options
+    doc = inspect.getdoc(plan.handler) or ""
+    summary, _, rest = doc.partition("\n\n")
+    operation: dict[str, Any] = {}
+    if options.get("tags"):
+        operation["tags"] = list(options["tags"])
+    operation["summary"] = options.get("summary") or summary.replace("\n", " ") or _title(plan)
+    description = options.get("description") or (rest.strip() if summary else "")
+    if description:
+        operation["description"] = description
+    operation["operationId"] = _operation_id(op, options, used_ids)
+    parameters = _parameters(plan, schemas)
+    if parameters:
+        operation["parameters"] = parameters
+    body = _request_body(plan, schemas)
+    if body is not None and op.method not in ("get", "head", "delete"):
+        operation["requestBody"] = body
+    operation["responses"] = _responses(op, schemas)
+    security = _security(plan, security_schemes)
+    if security:
+        operation["security"] = security
+    if options.get("deprecated"):
+        operation["deprecated"] = True
+    return operation
+
+
+def _title(plan: Plan) -> str:
+    name = getattr(plan.handler, "__name__", "operation")
+    return name.replace("_", " ").strip().title()
+
+
+def _operation_id(op: Operation, options: dict[str, Any], used: set[str]) -> str:
+    given = options.get("operation_id")
+    if given:
+        base = str(given)
+    else:
+        name = getattr(op.plan.handler, "__name__", "operation")
+        base = re.sub(r"\W", "_", f"{name}{op.path}") + f"_{op.method}"
+    candidate, n = base, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{base}_{n}"
+    used.add(candidate)
+    return candidate
+
+
+def _parameters(plan: Plan, schemas: _Schemas) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = []
+    for item in plan.inputs:
+        param = item.param
+        if param is not None and not param.include_in_schema:
+            continue
+        entry: dict[str, Any] = {
+            "name": item.alias,
+            "in": item.location,
+            "required": item.location == "path" or item.required,
+        }
+        if param is not None and param.description:
+            entry["description"] = param.description
+        if param is not None and param.deprecated:
+            entry["deprecated"] = True
+        extra: dict[str, Any] = {}
+        if not item.required and item.default_factory is None and _jsonable(item.default):
+            extra["default"] = _plain(item.default)
+        schemas.ref(item.annotation, entry, **extra)
+        if param is not None and param.examples:
+            entry["example"] = param.examples[0]
+        parameters.append(entry)
+    return parameters
+
+
+def _plain(value: Any) -> Any:
+    """`value` as JSON would give it back (an enum as its value, a UUID as text)."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        msgspec.json.encode(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _request_body(plan: Plan, schemas: _Schemas) -> dict[str, Any] | None:
+    if not plan.body:
+        return None
+    first = plan.body[0]
+    if first.location == "body" and not plan.body_embedded:
+        media = getattr(first.param, "media_type", "application/json")
+        content: dict[str, Any] = {}
+        schemas.ref(first.annotation, content)
+        return {"required": first.required, "content": {media: content}}
+    properties: dict[str, Any] = {}
+    for body in plan.body:
+        if body.location == "file":
+            binary = {"type": "string", "format": "binary"}
+            properties[body.alias] = {"type": "array", "items": binary} if body.many else binary
+        else:
+            schemas.ref(body.annotation, properties, body.alias)
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    required = [b.alias for b in plan.body if b.required]
+    if required:
+        schema["required"] = required
+    if first.location == "body":
+        media = "application/json"
+    elif any(b.location == "file" for b in plan.body):
+        media = "multipart/form-data"
+    else:
+        media = "application/x-www-form-urlencoded"
+    return {"required": bool(required), "content": {media: {"schema": schema}}}
+
+
+def _responses(op: Operation, schemas: _Schemas) -> dict[str, Any]:
+    route, plan = op.route, op.plan
+    options: dict[str, Any] = route.options
+    status = str(route.status_code or 200)
+    success: dict[str, Any] = {
+        "description": options.get("response_description", "Successful Response")
+    }
+    model = response_type(plan.handler, options.get("response_model", _unset()))
+    if int(status) not in (204, 304):
+        media: dict[str, Any] = {}
+        if model is not None:
+            schemas.ref(model, media)
+        else:
+            media["schema"] = {}
+        success["content"] = {"application/json": media}
+    responses: dict[str, Any] = {status: success}
+    for code, extra in (options.get("responses") or {}).items():
+        responses[str(code)] = _extra_response(code, extra, schemas)
+    if plan.inputs or plan.body:
+        responses.setdefault(
+            "422",
+            {
+                "description": "Validation Error",
+                "content": {
+                    PROBLEM_JSON: {"schema": {"$ref": _REF.format(name="ValidationProblem")}}
+                },
+            },
+        )
+    return responses
+
+
+def _extra_response(code: Any, extra: dict[str, Any], schemas: _Schemas) -> dict[str, Any]:
+    phrase = HTTPStatus(int(code)).phrase if str(code).isdigit() else "Response"
+    response: dict[str, Any] = {"description": extra.get("description", phrase)}
+    if "model" in extra:
+        media: dict[str, Any] = {}
+        schemas.ref(extra["model"], media)
+        response["content"] = {"application/json": media}
+    elif "content" in extra:
+        response["content"] = extra["content"]
+    return response
+
+
+def _unset() -> Any:
+    from levante.web.plans import UNSET
+
+    return UNSET
+
+
+def _security(plan: Plan, schemes: dict[str, Any]) -> list[dict[str, list[str]]]:
+    from levante.web.security import SecurityBase
+
+    requirements: list[dict[str, list[str]]] = []
+    for call in plan.calls:
+        scheme = call.original
+        if isinstance(scheme, SecurityBase):
+            existing = schemes.get(scheme.scheme_name)
+            made = scheme.openapi_scheme()
+            if existing is not None and existing != made:
+                raise ValueError(
+                    f"two security schemes are named {scheme.scheme_name!r} "
+                    f"(in {handler_name(plan.handler)}); give one a scheme_name"
+                )
+            schemes[scheme.scheme_name] = made
+            requirement = {scheme.scheme_name: list(call.scopes)}
+            if requirement not in requirements:
+                requirements.append(requirement)
+    return requirements
