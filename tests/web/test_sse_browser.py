@@ -9,64 +9,17 @@ from ``playwright install``.
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.apps.sse_app import make_app
-from tests.conftest import ROOT, Running
+from tests.browser import PAGE_DEADLINE_MS, browser
+from tests.conftest import Running
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-#: `scripts/browser` exits with this when Chromium is missing and it is not root.
-NEEDS_ROOT = 2
-#: Milliseconds the page may take to show all four events: a deadline against a
-#: hang, not a timing assertion (the reconnection itself waits 100 ms).
-EVENTS_DEADLINE_MS = 30_000
-
-
-def ensure_chromium() -> None:
-    """Install Chromium with `scripts/browser` if missing; skip only without root."""
-    if os.access(CHROMIUM, os.X_OK):
-        return
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "browser")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if result.returncode == NEEDS_ROOT:
-        pytest.skip(f"Chromium is not installed and installing it needs root: {result.stderr}")
-    if result.returncode != 0 or not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"scripts/browser failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-        )
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    ensure_chromium()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+__all__ = ["browser"]  # the fixture
 
 
 @pytest.mark.timeout(120)
@@ -77,7 +30,7 @@ def test_event_source_reconnects_with_last_event_id(
     server = serve(app)
     page = browser.new_page()
     page.goto(server.url + "/")
-    page.wait_for_function("window.received.length >= 4", timeout=EVENTS_DEADLINE_MS)
+    page.wait_for_function("window.received.length >= 4", timeout=PAGE_DEADLINE_MS)
     received: list[dict[str, Any]] = page.evaluate("window.received")
     shown = page.locator("#log li").all_inner_texts()
     page.close()

@@ -6,10 +6,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from levante.asgi import AnyScope, ASGIApp, Receive, Send
+from levante.web.apidocs import add_documentation_routes
+from levante.web.asyncapi import asyncapi_document
 from levante.web.datastructures import State
 from levante.web.errors import ServerErrorMiddleware
 from levante.web.handlers import HANDLERS_KEY, ExceptionHandler, HandlerTables
 from levante.web.lifespan import Lifespan
+from levante.web.openapi import openapi_document
 from levante.web.routing import BaseRoute, Decorated, Router, URLPath
 
 StateT = TypeVar("StateT")
@@ -58,6 +61,10 @@ class App(Generic[StateT]):
     - `middleware` is a list of `Middleware(cls, **options)`, outermost first.
     - `dependencies` are `Depends(...)` run before every handler, for their
       effects; `dependency_overrides` replaces a dependency (in tests).
+    - `title`, `version`, `description`, `openapi_tags`, `servers` describe the API
+      in its OpenAPI document at `openapi_url`, shown by Swagger UI at `docs_url`
+      and ReDoc at `redoc_url`; WebSocket and SSE routes are in the AsyncAPI
+      document at `asyncapi_url`. None for a URL leaves that out.
     """
 
     def __init__(
@@ -70,8 +77,23 @@ class App(Generic[StateT]):
         lifespan: Lifespan | None = None,
         redirect_slashes: bool = True,
         dependencies: Sequence[Any] | None = None,
+        title: str = "Levante",
+        version: str = "0.1.0",
+        description: str | None = None,
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        asyncapi_url: str | None = "/asyncapi.json",
+        openapi_tags: list[dict[str, Any]] | None = None,
+        servers: list[dict[str, Any]] | None = None,
     ) -> None:
         self.debug = debug
+        self.title, self.version, self.description = title, version, description
+        self.openapi_url, self.docs_url, self.redoc_url = openapi_url, docs_url, redoc_url
+        self.asyncapi_url = asyncapi_url
+        self.openapi_tags = openapi_tags
+        self.servers = servers
+        self._documents: dict[tuple[str, int], dict[str, Any]] = {}
         self.state = State()
         #: Replacements for dependencies, by the function the handlers name (for
         #: tests): ``app.dependency_overrides[get_db] = fake_db``.
@@ -86,6 +108,40 @@ class App(Generic[StateT]):
         )
         self._stack: ASGIApp | None = None
         self._tables: HandlerTables = ({}, {})
+        add_documentation_routes(self)
+
+    # -- documents -------------------------------------------------------------
+
+    def openapi(self, root_path: str = "") -> dict[str, Any]:
+        """The app's OpenAPI 3.1 document (made once per set of routes)."""
+        key = (root_path, len(self.routes))
+        document = self._documents.get(key)
+        if document is None:
+            servers = self.servers or ([{"url": root_path}] if root_path else None)
+            document = openapi_document(
+                self.routes,
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                servers=servers,
+                tags=self.openapi_tags,
+            )
+            self._documents[key] = document
+        return document
+
+    def asyncapi(
+        self, host: str = "localhost", root_path: str = "", secure: bool = False
+    ) -> dict[str, Any] | None:
+        """The AsyncAPI 3.0 document of the WebSocket and SSE routes (None if none)."""
+        return asyncapi_document(
+            self.routes,
+            title=self.title,
+            version=self.version,
+            description=self.description,
+            host=host,
+            root_path=root_path,
+            secure=secure,
+        )
 
     # -- building --------------------------------------------------------------
 

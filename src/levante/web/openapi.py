@@ -25,6 +25,7 @@ from levante.web.validation import PROBLEM_JSON, uses_pydantic
 
 OPENAPI_VERSION = "3.1.0"
 _REF = "#/components/schemas/{name}"
+_PYDANTIC_REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"\{([A-Za-z_]\w*)(?::[^}]*)?\}")
 
 #: The 422 answer's schema, shared by every operation that validates input.
@@ -67,6 +68,19 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "detail": {"type": "string"},
     },
     "required": ["type", "title", "status", "detail"],
+}
+
+
+#: One Server-Sent Event as a client parses it (WHATWG HTML §9.2): the schema of
+#: each event of a ``text/event-stream`` response.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
 }
 
 
@@ -124,8 +138,14 @@ class _Schemas:
     def _pydantic(self, tp: Any) -> dict[str, Any]:
         from pydantic import TypeAdapter
 
-        schema = TypeAdapter(tp).json_schema(ref_template=_REF, mode="validation")
+        from levante.web.validation import is_pydantic_model
+
+        schema = TypeAdapter(tp).json_schema(ref_template=_PYDANTIC_REF, mode="validation")
         self.components.update(schema.pop("$defs", {}))
+        if is_pydantic_model(tp):
+            # A model is a component, as msgspec's Structs are: referred to by name.
+            self.components[tp.__name__] = schema
+            return {"$ref": _REF.format(name=tp.__name__)}
         return schema
 
     def resolve(self) -> dict[str, Any]:
@@ -154,8 +174,11 @@ def openapi_document(
         operation = _operation(op, schemas, security_schemes, used_ids)
         paths.setdefault(op.path, {})[op.method] = operation
     components: dict[str, Any] = {"schemas": schemas.resolve()}
-    if any("422" in o.get("responses", {}) for item in paths.values() for o in item.values()):
+    answers = [o.get("responses", {}) for item in paths.values() for o in item.values()]
+    if any("422" in a for a in answers):
         components["schemas"]["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
+    if any(code in a for a in answers for code in ("400", "413", "415")):
+        components["schemas"]["Problem"] = PROBLEM_SCHEMA
     if security_schemes:
         components["securitySchemes"] = security_schemes
     info: dict[str, Any] = {"title": title, "version": version}
@@ -294,28 +317,73 @@ def _responses(op: Operation, schemas: _Schemas) -> dict[str, Any]:
     success: dict[str, Any] = {
         "description": options.get("response_description", "Successful Response")
     }
-    model = response_type(plan.handler, options.get("response_model", _unset()))
     if int(status) not in (204, 304):
-        media: dict[str, Any] = {}
-        if model is not None:
-            schemas.ref(model, media)
-        else:
-            media["schema"] = {}
-        success["content"] = {"application/json": media}
+        success["content"] = _success_content(plan, options, schemas)
     responses: dict[str, Any] = {status: success}
     for code, extra in (options.get("responses") or {}).items():
         responses[str(code)] = _extra_response(code, extra, schemas)
-    if plan.inputs or plan.body:
-        responses.setdefault(
-            "422",
-            {
-                "description": "Validation Error",
-                "content": {
-                    PROBLEM_JSON: {"schema": {"$ref": _REF.format(name="ValidationProblem")}}
-                },
-            },
-        )
+    for code, description in _refusals(plan):
+        responses.setdefault(code, _problem_response(code, description))
     return responses
+
+
+def _success_content(plan: Plan, options: dict[str, Any], schemas: _Schemas) -> dict[str, Any]:
+    """JSON of the response type, or what a declared `Response` class sends."""
+    from levante.web.responses import JSONResponse, Response
+
+    model = response_type(plan.handler, options.get("response_model", _unset()))
+    media: dict[str, Any] = {}
+    if model is not None:
+        schemas.ref(model, media)
+        return {"application/json": media}
+    declared = _signature_return(plan.handler)
+    if not isinstance(declared, type) or not issubclass(declared, Response):
+        return {"application/json": {"schema": {}}}
+    if declared.media_type == "text/event-stream":
+        return {declared.media_type: {"schema": SSE_EVENT_SCHEMA}}
+    if not issubclass(declared, JSONResponse) and declared.media_type:
+        return {declared.media_type: {"schema": {"type": "string"}}}
+    return {"application/json": {"schema": {}}}
+
+
+def _signature_return(handler: Any) -> Any:
+    try:
+        return inspect.signature(handler, eval_str=True).return_annotation
+    except (NameError, TypeError, ValueError):
+        return None
+
+
+def _refusals(plan: Plan) -> list[tuple[str, str]]:
+    """The answers the framework itself may give before the handler runs."""
+    from levante.web.security import SecurityBase, _APIKey
+
+    codes: list[tuple[str, str]] = []
+    schemes = [c.original for c in plan.calls if isinstance(c.original, SecurityBase)]
+    if any(not isinstance(s, _APIKey) for s in schemes):
+        codes.append(("401", "Not authenticated"))
+    if any(isinstance(s, _APIKey) for s in schemes):
+        codes.append(("403", "Not authenticated"))
+    if plan.body:
+        codes.append(("400", "Malformed body"))
+        codes.append(("413", "Body too large"))
+        if plan.body[0].location == "body":
+            codes.append(("415", "Not a JSON body"))
+    if plan.inputs or plan.body:
+        codes.append(("422", "Validation Error"))
+    return codes
+
+
+def _problem_response(code: str, description: str) -> dict[str, Any]:
+    if code in ("401", "403"):  # HTTPException's default answer: its detail as text
+        return {
+            "description": description,
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    name = "ValidationProblem" if code == "422" else "Problem"
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": _REF.format(name=name)}}},
+    }
 
 
 def _extra_response(code: Any, extra: dict[str, Any], schemas: _Schemas) -> dict[str, Any]:

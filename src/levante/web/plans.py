@@ -973,9 +973,13 @@ def response_type(handler: Callable[..., Any], response_model: Any = UNSET) -> A
         return None
     bare, _ = strip_annotated(model)
     candidates = get_args(bare) if get_origin(bare) in (Union, types.UnionType) else (bare,)
-    if any(isinstance(c, type) and issubclass(c, Response) for c in candidates):
+    # A Response is sent as it is; the rest of a union (``Item | JSONResponse``) is the type.
+    rest = [c for c in candidates if not (isinstance(c, type) and issubclass(c, Response))]
+    if len(rest) == len(candidates):
+        return model
+    if not rest:
         return None
-    return model
+    return rest[0] if len(rest) == 1 else operator.getitem(Union, tuple(rest))
 
 
 def response_encoder(handler: Callable[..., Any], model: Any) -> Callable[[Any], Any] | None:

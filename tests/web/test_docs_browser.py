@@ -1,0 +1,53 @@
+"""Swagger UI from the running example app in headless Chromium, with the network
+limited to loopback: the operations render and "Try it out" on a GET answers 200."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Route
+
+from tests.apps.typed_app import app
+from tests.browser import PAGE_DEADLINE_MS, browser
+from tests.conftest import Running
+
+__all__ = ["browser"]  # the fixture
+
+
+@pytest.mark.timeout(120)
+def test_swagger_ui_renders_and_tries_a_get_operation(
+    browser: Browser, serve: Callable[..., Running], tmp_path: Path
+) -> None:
+    server = serve(app)
+    refused: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    page = browser.new_page()
+    page.route("**/*", only_loopback)
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=PAGE_DEADLINE_MS)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    page.screenshot(path=str(tmp_path / "swagger-ui.png"), full_page=True)
+    assert {"/items", "/items/{item_id}", "/search", "/users", "/upload"} <= set(paths)
+
+    operation = page.locator("#operations-items-get_item_items__item_id__get")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("input[placeholder='item_id']").fill("1")
+    operation.locator("button.execute").click()
+    status = operation.locator(".live-responses-table tr.response .response-col_status").first
+    status.wait_for(timeout=PAGE_DEADLINE_MS)
+    page.screenshot(path=str(tmp_path / "swagger-ui-try-it-out.png"), full_page=True)
+    assert status.inner_text().strip() == "200"
+    body = operation.locator(".live-responses-table .microlight").first.inner_text()
+    assert '"name": "pen"' in body
+    assert (tmp_path / "swagger-ui.png").stat().st_size > 0
+    assert refused == []
