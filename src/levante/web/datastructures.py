@@ -155,7 +155,10 @@ class ImmutableMultiDict(Mapping[str, _T]):
     __slots__ = ("_dict", "_list")
 
     def __init__(self, items: Iterable[tuple[str, _T]] | Mapping[str, _T] = ()) -> None:
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+        if type(items) is list:  # the common case, without the ABC check below
+            pairs: list[tuple[str, _T]] = items.copy()
+        else:
+            pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
         self._list: list[tuple[str, _T]] = pairs
         self._dict: dict[str, _T] = dict(pairs)
 

@@ -135,6 +135,8 @@ class Plan:
     body: list[BodyField] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)  # the handler is the last
     params_type: Any = None
+    #: The inputs by location: [(location, [(key, alias, many)])], read in one pass each.
+    sources: list[tuple[str, list[tuple[str, str, bool]]]] = field(default_factory=list)
     body_decoder: Callable[[bytes], Any] | None = None
     body_embedded: bool = False
     max_body_size: int = MAX_BODY_SIZE
@@ -460,6 +462,10 @@ class _Planner:
             else:
                 body.convert = converter(body.annotation, loc)
         plan.params_type = _params_struct(plan.inputs)
+        by_location: dict[str, list[tuple[str, str, bool]]] = {}
+        for item in plan.inputs:
+            by_location.setdefault(item.location, []).append((item.key, item.alias, item.many))
+        plan.sources = list(by_location.items())
         fields = [b for b in plan.body if b.location == "body"]
         forms = [b for b in plan.body if b.location != "body"]
         if fields and forms:
@@ -640,10 +646,17 @@ class Solved:
 def read_inputs(plan: Plan, conn: HTTPConnection, errors: list[ErrorItem]) -> dict[str, Any]:
     """The path/query/header/cookie values, validated; failures go to `errors`."""
     raw: dict[str, Any] = {}
-    for item in plan.inputs:
-        value = _fetch(item, conn)
-        if value is not _MISSING:
-            raw[item.key] = value
+    for location, items in plan.sources:
+        source = _source(location, conn)
+        for key, alias, many in items:
+            if many:
+                values = source.getlist(alias)
+                if values:
+                    raw[key] = values
+            else:
+                value = source.get(alias, _MISSING)
+                if value is not _MISSING:
+                    raw[key] = value
     try:
         return msgspec.structs.asdict(msgspec.convert(raw, plan.params_type, strict=False))
     except msgspec.ValidationError:
@@ -651,19 +664,14 @@ def read_inputs(plan: Plan, conn: HTTPConnection, errors: list[ErrorItem]) -> di
         return {}
 
 
-def _fetch(item: Input, conn: HTTPConnection) -> Any:
-    location = item.location
+def _source(location: str, conn: HTTPConnection) -> Any:
     if location == "query":
-        if item.many:
-            return conn.query_params.getlist(item.alias) or _MISSING
-        return conn.query_params.get(item.alias, _MISSING)
+        return conn.query_params
     if location == "path":
-        return conn.scope.get("path_params", {}).get(item.alias, _MISSING)
+        return conn.scope.get("path_params") or _NOTHING
     if location == "header":
-        if item.many:
-            return conn.headers.getlist(item.alias) or _MISSING
-        return conn.headers.get(item.alias, _MISSING)
-    return conn.cookies.get(item.alias, _MISSING)
+        return conn.headers
+    return conn.cookies
 
 
 def _each_input_error(plan: Plan, raw: dict[str, Any]) -> list[ErrorItem]:
