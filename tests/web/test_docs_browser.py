@@ -51,3 +51,31 @@ def test_swagger_ui_renders_and_tries_a_get_operation(
     assert '"name": "pen"' in body
     assert (tmp_path / "swagger-ui.png").stat().st_size > 0
     assert refused == []
+
+
+@pytest.mark.timeout(120)
+def test_redoc_renders_the_operations_offline(
+    browser: Browser, serve: Callable[..., Running], tmp_path: Path
+) -> None:
+    server = serve(app)
+    refused: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        if route.request.url.startswith(server.url):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    page = browser.new_page()
+    page.route("**/*", only_loopback)
+    page.goto(server.url + "/redoc")
+    page.wait_for_selector("h1", timeout=PAGE_DEADLINE_MS)
+    page.wait_for_function(
+        "document.body.innerText.includes('Get one item')", timeout=PAGE_DEADLINE_MS
+    )
+    page.screenshot(path=str(tmp_path / "redoc.png"))
+    assert "Example API" in page.locator("h1").first.inner_text()
+    # ReDoc's script is the app's; what it asks of other hosts (web fonts) was refused
+    # above, and the page rendered all the same.
+    assert all(not url.startswith(server.url) for url in refused)

@@ -283,3 +283,46 @@ def test_path_parameter_with_a_default_is_an_error() -> None:
 
     with pytest.raises(RegistrationError, match="path parameter 'item_id' cannot have a default"):
         App().add_route("/items/{item_id}", handler)
+
+
+def test_a_path_parameter_nothing_declares_is_an_error_naming_it() -> None:
+    async def handler(q: str = "") -> None:
+        return None
+
+    with pytest.raises(RegistrationError, match=r"handler.*\{item_id\}.*'item_id'"):
+        App().add_route("/items/{item_id}", handler)
+
+
+def test_a_handler_taking_the_request_may_read_path_parameters_itself() -> None:
+    other = App()
+
+    @other.get("/items/{item_id}")
+    async def handler(request: Request) -> str:
+        return str(request.path_params["item_id"])
+
+    assert TestClient(other).get("/items/9").json() == "9"
+
+
+def test_websocket_parameters_are_validated_and_a_bad_handshake_closes_1008() -> None:
+    from levante.web import WebSocket, WebSocketDisconnect
+
+    other = App()
+
+    @other.websocket("/ws/{room}")
+    async def chat(
+        websocket: WebSocket, room: int, token: Annotated[str, Query(min_length=3)]
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_json({"room": room, "token": token})
+        await websocket.close()
+
+    ws_client = TestClient(other)
+    with ws_client.websocket_connect("/ws/7?token=abc") as ws:
+        assert ws.receive_json() == {"room": 7, "token": "abc"}
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        ws_client.websocket_connect("/ws/x?token=a") as ws,
+    ):
+        ws.receive_text()
+    assert closed.value.code == 1008
+    assert "path.room" in closed.value.reason
