@@ -287,3 +287,110 @@ def test_dependency_cycles_are_registration_errors() -> None:
 
     with pytest.raises(RegistrationError, match=r"dependency cycle: .*two -> .*one -> .*two"):
         App().add_route("/", handler)
+
+
+def test_a_failing_dependency_rolls_back_the_generators_before_it() -> None:
+    log: list[str] = []
+    app = App()
+
+    async def db() -> AsyncIterator[str]:
+        try:
+            yield "db"
+        except HTTPException:
+            log.append("rollback")
+            raise
+        else:
+            log.append("commit")
+
+    async def auth(d: Annotated[str, Depends(db)]) -> None:
+        raise HTTPException(401, "who are you")
+
+    @app.get("/")
+    async def handler(d: Annotated[str, Depends(db)], u: Annotated[None, Depends(auth)]) -> str:
+        return d
+
+    assert TestClient(app).get("/").status_code == 401
+    assert log == ["rollback"]
+
+
+def test_a_value_asked_for_with_different_defaults_keeps_each_default() -> None:
+    app = App()
+
+    def five(q: int = 5) -> int:
+        return q
+
+    def seven(q: int = 7) -> int:
+        return q
+
+    @app.get("/")
+    def handler(a: Annotated[int, Depends(five)], b: Annotated[int, Depends(seven)]) -> list[int]:
+        return [a, b]
+
+    @app.get("/required")
+    def required(a: Annotated[int, Depends(five)], q: int) -> list[int]:
+        return [a, q]
+
+    client = TestClient(app)
+    assert client.get("/").json() == [5, 7]
+    assert client.get("/?q=1").json() == [1, 1]
+    assert client.get("/required").status_code == 422
+
+
+def test_partial_of_an_async_function_is_awaited() -> None:
+    import functools
+
+    app = App()
+
+    async def scaled(factor: int, n: int = 2) -> int:
+        return n * factor
+
+    @app.get("/")
+    def handler(v: Annotated[int, Depends(functools.partial(scaled, factor=10))]) -> int:
+        return v
+
+    assert TestClient(app).get("/?n=3").json() == 30
+
+
+def test_app_scoped_values_without_a_lifespan_belong_to_each_app() -> None:
+    made: list[str] = []
+
+    def pool() -> str:
+        made.append("pool")
+        return f"pool-{len(made)}"
+
+    def make_app() -> App:
+        app = App()
+
+        @app.get("/")
+        def handler(p: Annotated[str, Depends(pool, scope="app")]) -> str:
+            return p
+
+        return app
+
+    first, second = make_app(), make_app()
+    assert TestClient(first).get("/").json() == "pool-1"  # no `with`: made at first use
+    assert TestClient(first).get("/").json() == "pool-1"
+    assert TestClient(second).get("/").json() == "pool-2"
+
+
+def test_an_unhashable_override_is_used() -> None:
+    import dataclasses
+
+    app = App()
+
+    def real() -> str:
+        return "real"
+
+    @dataclasses.dataclass
+    class Fake:
+        value: str
+
+        def __call__(self) -> str:
+            return self.value
+
+    @app.get("/")
+    def handler(v: Annotated[str, Depends(real)]) -> str:
+        return v
+
+    app.dependency_overrides[real] = Fake("fake")
+    assert TestClient(app).get("/").json() == "fake"

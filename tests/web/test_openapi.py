@@ -1,19 +1,20 @@
 """The OpenAPI 3.1 and AsyncAPI 3.0 documents, validated by their public validators,
 and the offline documentation pages."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: handlers defined in tests are read at registration.
 
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jsonschema
+import msgspec
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from levante.testing import TestClient
-from levante.web import App
+from levante.web import App, Depends, Form, Query, Request
 from tests.apps.typed_app import app
 from tests.conftest import ROOT
 
@@ -205,3 +206,52 @@ def test_asyncapi_document_describes_websocket_and_sse_routes(
 
 def test_an_app_without_websocket_or_sse_routes_has_no_asyncapi_document() -> None:
     assert TestClient(App()).get("/asyncapi.json").status_code == 404
+
+
+def test_tricky_apps_still_give_valid_documents() -> None:
+    class Login(msgspec.Struct):
+        user: str
+        remember: bool = False
+
+    tricky = App()
+
+    @tricky.get("/users/{uid}")
+    async def by_request(request: Request) -> str:
+        return str(request.path_params["uid"])
+
+    def dep(q: str = "x") -> str:
+        return q
+
+    @tricky.get("/twice")
+    async def twice(d: Annotated[str, Depends(dep)], q: int = 1) -> str:
+        return d
+
+    @tricky.get("/none")
+    async def none_default(
+        u: Annotated[int | None, Query(gt=0)] = None, f: float = float("inf")
+    ) -> str:
+        return ""
+
+    @tricky.post("/login")
+    async def login(form: Annotated[Login, Form()]) -> str:
+        return form.user
+
+    sub = App()
+
+    @sub.get("/x")
+    async def x() -> str:
+        return ""
+
+    tricky.mount("/v/{version}", sub)
+    test_client = TestClient(tricky)
+    document = test_client.get("/openapi.json").json()
+    validate_openapi(document)
+    assert document["paths"]["/users/{uid}"]["get"]["parameters"][0]["name"] == "uid"
+    assert [p["name"] for p in document["paths"]["/twice"]["get"]["parameters"]] == ["q"]
+    form = document["paths"]["/login"]["post"]["requestBody"]["content"]
+    assert form["application/x-www-form-urlencoded"]["schema"] == {
+        "$ref": "#/components/schemas/Login"
+    }
+    assert test_client.post("/login", data={"user": "ana", "remember": "on"}).json() == "ana"
+    errors = test_client.post("/login", data={}).json()["errors"]
+    assert errors[0]["loc"] == ["body", "user"]

@@ -9,7 +9,7 @@ import pydantic
 import pytest
 
 from levante.testing import TestClient
-from levante.web import App, Body, File, Form, JSONResponse, UploadFile
+from levante.web import App, Body, File, Form, JSONResponse, Request, Response, UploadFile
 from levante.web.plans import RegistrationError
 
 
@@ -281,3 +281,106 @@ def test_two_body_parameters_with_one_name_are_a_registration_error() -> None:
 
     with pytest.raises(RegistrationError, match="'same'"):
         App().add_route("/x", handler, methods=["POST"])
+
+
+def test_status_204_sends_no_body_whatever_the_handler_returns() -> None:
+    other = App()
+
+    @other.delete("/items/{item_id}", status_code=204)
+    async def delete(item_id: int) -> None:
+        return None
+
+    @other.post("/later")
+    async def later(response: Response) -> dict[str, int]:
+        response.status_code = 204
+        response.set_cookie("seen", "1")
+        return {"x": 1}
+
+    test_client = TestClient(other)
+    deleted = test_client.delete("/items/3")
+    assert (deleted.status_code, deleted.content) == (204, b"")
+    assert "content-length" not in deleted.headers
+    changed = test_client.post("/later")
+    assert (changed.status_code, changed.content) == (204, b"")
+    assert changed.cookies["seen"] == "1"
+
+
+def test_the_body_can_still_be_read_after_a_json_body_parameter() -> None:
+    other = App()
+
+    @other.post("/")
+    async def handler(item: Item, request: Request) -> int:
+        return len(await request.body())
+
+    body = b'{"name": "pen", "price": 1}'
+    assert TestClient(other).post(
+        "/", content=body, headers={"content-type": "application/json"}
+    ).json() == len(body)
+
+
+def test_deeply_nested_json_is_400_not_a_server_error() -> None:
+    deep = b'{"a":' * 3000 + b"1" + b"}" * 3000
+    response = client.post("/embedded", content=deep, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    response = client.post("/struct", content=deep, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422)
+
+
+def test_forms_respect_max_body_size_and_their_media_type() -> None:
+    other = App()
+
+    @other.post("/f", max_body_size=100)
+    async def handler(name: Annotated[str, Form()]) -> str:
+        return name
+
+    test_client = TestClient(other)
+    assert test_client.post("/f", data={"name": "x" * 500}).status_code == 413
+    assert test_client.post("/f", data={"name": "ok"}).json() == "ok"
+    assert test_client.post("/f", json={"name": "ok"}).status_code == 415
+
+
+def test_uploaded_files_are_closed_after_the_response() -> None:
+    kept: list[UploadFile] = []
+    other = App()
+
+    @other.post("/u")
+    async def handler(upload: Annotated[UploadFile, File()]) -> int:
+        kept.append(upload)
+        return len(await upload.read())
+
+    assert TestClient(other).post("/u", files={"upload": ("a.bin", b"abc")}).json() == 3
+    assert kept[0].file.closed
+
+
+def test_checkbox_words_are_booleans_in_forms_and_queries() -> None:
+    other = App()
+
+    @other.post("/f")
+    async def form_flag(
+        remember: Annotated[bool, Form()] = False, flag: bool = False
+    ) -> list[bool]:
+        return [remember, flag]
+
+    test_client = TestClient(other)
+    assert test_client.post("/f?flag=yes", data={"remember": "on"}).json() == [True, True]
+    assert test_client.post("/f?flag=off", data={"remember": "no"}).json() == [False, False]
+    assert test_client.post("/f?flag=maybe").status_code == 422
+
+
+def test_a_pydantic_form_model_error_holding_a_file_answers_422() -> None:
+    class Upload(pydantic.BaseModel):
+        title: str
+
+        @pydantic.model_validator(mode="before")
+        @classmethod
+        def refuse(cls, data: Any) -> Any:
+            raise ValueError("refused")
+
+    other = App()
+
+    @other.post("/u")
+    async def handler(form: Annotated[Upload, Form()], f: Annotated[UploadFile, File()]) -> str:
+        return form.title
+
+    response = TestClient(other).post("/u", data={"title": "t"}, files={"f": ("a", b"x")})
+    assert response.status_code == 422

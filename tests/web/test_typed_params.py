@@ -326,3 +326,11 @@ def test_websocket_parameters_are_validated_and_a_bad_handshake_closes_1008() ->
         ws.receive_text()
     assert closed.value.code == 1008
     assert "path.room" in closed.value.reason
+
+
+def test_a_cookie_cannot_be_a_list() -> None:
+    async def handler(c: Annotated[list[str], Cookie()] = []) -> None:  # noqa: B006
+        return None
+
+    with pytest.raises(RegistrationError, match="cookie parameter 'c' cannot be a list"):
+        App().add_route("/", handler)

@@ -90,10 +90,10 @@ class DependencyError(RuntimeError):
 def call_kind(func: Callable[..., Any]) -> str:
     """'async', 'sync', 'async_gen' or 'sync_gen' for a function or a callable object."""
     target: Any = func
-    if not (inspect.isfunction(target) or inspect.ismethod(target) or inspect.isclass(func)):
-        target = type(func).__call__  # a callable object: its __call__ says
     while isinstance(target, functools.partial):
         target = target.func
+    if not (inspect.isfunction(target) or inspect.ismethod(target) or inspect.isclass(target)):
+        target = type(target).__call__  # a callable object: its __call__ says
     if inspect.isasyncgenfunction(target):
         return "async_gen"
     if inspect.isgeneratorfunction(target):

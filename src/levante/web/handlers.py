@@ -26,6 +26,7 @@ from levante.web.plans import (
     Plan,
     RegistrationError,
     Solved,
+    close_stack,
     handler_name,
     make_plan,
     response_encoder,
@@ -263,6 +264,11 @@ def _attach(response: Response, tasks: BackgroundTasks | None) -> None:
         response.background = BackgroundTasks([response.background, tasks])
 
 
+#: Plans kept per handler for distinct `dependency_overrides` sets (a test suite
+#: makes many; the oldest is dropped).
+_OVERRIDE_PLANS = 16
+
+
 class Compiled:
     """A handler's plan, and the plans made for the app's `dependency_overrides`
     (tests set them after the routes exist; each distinct set is planned once)."""
@@ -279,7 +285,7 @@ class Compiled:
         }
         self.func = func
         self.plan = make_plan(func, **self.arguments)
-        self._overridden: dict[tuple[tuple[Any, Any], ...], Plan] = {}
+        self._overridden: dict[tuple[tuple[Any, int], ...], Plan] = {}
 
     def plan_for(self, scope: AnyScope) -> Plan:
         return self.plan_with(getattr(scope.get("app"), "dependency_overrides", None))
@@ -287,10 +293,13 @@ class Compiled:
     def plan_with(self, overrides: dict[Any, Any] | None) -> Plan:
         if not overrides:
             return self.plan
-        key = tuple(overrides.items())
+        # By identity: an override may be an unhashable callable object.
+        key = tuple((original, id(fake)) for original, fake in overrides.items())
         plan = self._overridden.get(key)
         if plan is None:
             plan = make_plan(self.func, overrides=dict(overrides), **self.arguments)
+            if len(self._overridden) >= _OVERRIDE_PLANS:
+                self._overridden.pop(next(iter(self._overridden)))
             self._overridden[key] = plan
         return plan
 
@@ -326,8 +335,10 @@ def compile_http_handler(func: Callable[..., Any], route: Any) -> ASGIApp:
         background, response.background = response.background, None
         try:
             await response(scope, receive, send)
-        finally:
-            await solved.stack.aclose()
+        except BaseException as exc:
+            await close_stack(solved.stack, exc)  # the client left: roll back, not commit
+            raise
+        await close_stack(solved.stack, None)
         if background is not None:
             await background()
 
@@ -339,6 +350,8 @@ def _as_response(
 ) -> Response:
     if isinstance(result, Response):
         response = result
+    elif status_code in BODYLESS_STATUSES:
+        response = Response(status_code=status_code)  # 204/304: no body, whatever was returned
     else:
         content = encode(result) if encode is not None else result
         response = JSONResponse(content, status_code)
@@ -353,6 +366,11 @@ def _merge_parameter_response(response: Response, given: Response) -> None:
     headers (FastAPI's rule: they apply to the response it returns)."""
     if given.status_code is not None:
         response.status_code = given.status_code
+        if given.status_code in BODYLESS_STATUSES:  # RFC 9110 §15.3.5: no content
+            response.body = b""
+            response.raw_headers = [
+                h for h in response.raw_headers if h[0] not in (b"content-length", b"content-type")
+            ]
     framing = (b"content-length", b"content-type")
     response.raw_headers.extend(h for h in given.raw_headers if h[0] not in framing)
 
@@ -363,7 +381,7 @@ async def _unwind(solved: Solved | None, exc: Exception) -> Exception:
     if solved is None or solved.stack is None:
         return exc
     try:
-        await solved.stack.__aexit__(type(exc), exc, exc.__traceback__)
+        await close_stack(solved.stack, exc)
     except Exception as raised:
         return raised
     return exc
@@ -417,6 +435,7 @@ def compile_websocket_handler(func: Callable[..., Any], route: Any) -> ASGIApp:
             return
         except RequestValidationError as exc:
             # FastAPI's answer: refuse the handshake with 1008 (policy violation).
+            await _unwind(solved, exc)
             await _close(websocket, _POLICY_VIOLATION, _reason(exc))
             return
         except Exception as exc:

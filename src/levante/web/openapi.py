@@ -12,6 +12,7 @@ schemes) and response type, plus the route's documentation options (`tags`,
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -208,7 +209,7 @@ def _operation(
     if description:
         operation["description"] = description
     operation["operationId"] = _operation_id(op, options, used_ids)
-    parameters = _parameters(plan, schemas)
+    parameters = _parameters(op, schemas)
     if parameters:
         operation["parameters"] = parameters
     body = _request_body(plan, schemas)
@@ -243,11 +244,15 @@ def _operation_id(op: Operation, options: dict[str, Any], used: set[str]) -> str
     return candidate
 
 
-def _parameters(plan: Plan, schemas: _Schemas) -> list[dict[str, Any]]:
-    parameters: list[dict[str, Any]] = []
-    for item in plan.inputs:
+def _parameters(op: Operation, schemas: _Schemas) -> list[dict[str, Any]]:
+    parameters: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in op.plan.inputs:
         param = item.param
         if param is not None and not param.include_in_schema:
+            continue
+        seen = parameters.get((item.alias, item.location))
+        if seen is not None:  # asked for twice (handler and a dependency): one parameter
+            seen["required"] = seen["required"] or item.required
             continue
         entry: dict[str, Any] = {
             "name": item.alias,
@@ -264,8 +269,14 @@ def _parameters(plan: Plan, schemas: _Schemas) -> list[dict[str, Any]]:
         schemas.ref(item.annotation, entry, **extra)
         if param is not None and param.examples:
             entry["example"] = param.examples[0]
-        parameters.append(entry)
-    return parameters
+        parameters[(item.alias, item.location)] = entry
+    # Path parameters the handler reads from the request itself (or a mount's): text.
+    for name in re.findall(r"\{(\w+)\}", op.path):
+        parameters.setdefault(
+            (name, "path"),
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}},
+        )
+    return list(parameters.values())
 
 
 def _plain(value: Any) -> Any:
@@ -274,6 +285,10 @@ def _plain(value: Any) -> Any:
 
 
 def _jsonable(value: Any) -> bool:
+    """A default worth showing: not None (an `int` parameter defaulting to None would
+    contradict its own schema) and encodable as finite JSON."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return False
     try:
         msgspec.json.encode(value)
     except (TypeError, ValueError, OverflowError):
@@ -290,6 +305,16 @@ def _request_body(plan: Plan, schemas: _Schemas) -> dict[str, Any] | None:
         content: dict[str, Any] = {}
         schemas.ref(first.annotation, content)
         return {"required": first.required, "content": {media: content}}
+    whole = next((b for b in plan.body if b.whole_form), None)
+    if whole is not None:  # a model read from every form field: its schema is the form's
+        content = {}
+        schemas.ref(whole.annotation, content)
+        media = (
+            "multipart/form-data"
+            if any(b.location == "file" for b in plan.body)
+            else ("application/x-www-form-urlencoded")
+        )
+        return {"required": whole.required, "content": {media: content}}
     properties: dict[str, Any] = {}
     for body in plan.body:
         if body.location == "file":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import inspect
 import operator
 import types
@@ -34,7 +35,7 @@ from levante.web.background import BackgroundTasks
 from levante.web.dependencies import Depends, Security, SecurityScopes, call_kind, enter
 from levante.web.exceptions import WebError
 from levante.web.params import Param, Path, Required
-from levante.web.requests import HTTPConnection, Request
+from levante.web.requests import MAX_FORM_PART_SIZE, HTTPConnection, Request
 from levante.web.responses import Response
 from levante.web.validation import (
     ErrorItem,
@@ -137,21 +138,23 @@ class Plan:
     params_type: Any = None
     #: The inputs by location: [(location, [(key, alias, many)])], read in one pass each.
     sources: list[tuple[str, list[tuple[str, str, bool]]]] = field(default_factory=list)
+    #: Inputs typed bool: "on"/"off", "yes"/"no" are read as true/false.
+    bool_keys: list[str] = field(default_factory=list)
     body_decoder: Callable[[bytes], Any] | None = None
     body_embedded: bool = False
     max_body_size: int = MAX_BODY_SIZE
     has_generators: bool = False
     has_app_calls: bool = False
+    reads_form: bool = False
+    #: Generator dependencies or uploaded files: something to clean up after the response.
+    needs_stack: bool = False
+    app_calls: list[Call] = field(default_factory=list)
     uses_tasks: bool = False
     uses_response: bool = False
 
     @property
     def endpoint(self) -> Call:
         return self.calls[-1]
-
-    @property
-    def app_calls(self) -> list[Call]:
-        return [call for call in self.calls if call.scope == "app"]
 
     @property
     def is_simple(self) -> bool:
@@ -170,7 +173,7 @@ class _Planner:
         self.plan = Plan(handler, connection)
         self.path_names = path_names
         self.overrides = overrides
-        self.inputs: dict[tuple[str, str, str], Input] = {}
+        self.inputs: dict[tuple[Any, ...], Input] = {}
         self.keys: set[str] = set()
         self.cache: dict[tuple[Any, ...], Call] = {}
         self.visiting: list[Callable[..., Any]] = []
@@ -372,9 +375,11 @@ class _Planner:
         who: str,
     ) -> Input:
         many = sequence_item(bare) is not None
-        if location == "path" and many:
-            raise RegistrationError(f"{who}: path parameter {param.name!r} cannot be a list")
-        key = (location, alias, repr(typed))
+        if location in ("path", "cookie") and many:
+            raise RegistrationError(
+                f"{who}: {location} parameter {param.name!r} cannot be a list: it has one value"
+            )
+        key = (location, alias, repr(typed), required, repr(default), factory)
         found = self.inputs.get(key)
         if found is not None:
             return found
@@ -454,9 +459,13 @@ class _Planner:
         plan = self.plan
         self._check_path_names()
         plan.max_body_size = max_body_size
+        plan.app_calls = [call for call in plan.calls if call.scope == "app"]
         plan.has_app_calls = bool(plan.app_calls)
+        plan.reads_form = any(b.location != "body" for b in plan.body)
+        plan.needs_stack = plan.has_generators or plan.reads_form
         for body in plan.body:
-            loc: list[str | int] = ["body", body.alias]
+            # A whole-form model's fields are the form's: errors at ["body", field].
+            loc: list[str | int] = ["body"] if body.whole_form else ["body", body.alias]
             if body.location == "file" and not _wants_bytes(body):
                 body.convert = _file_check(body, loc)
             else:
@@ -466,6 +475,7 @@ class _Planner:
         for item in plan.inputs:
             by_location.setdefault(item.location, []).append((item.key, item.alias, item.many))
         plan.sources = list(by_location.items())
+        plan.bool_keys = [item.key for item in plan.inputs if _is_bool(item.annotation)]
         fields = [b for b in plan.body if b.location == "body"]
         forms = [b for b in plan.body if b.location != "body"]
         if fields and forms:
@@ -657,11 +667,61 @@ def read_inputs(plan: Plan, conn: HTTPConnection, errors: list[ErrorItem]) -> di
                 value = source.get(alias, _MISSING)
                 if value is not _MISSING:
                     raw[key] = value
+    for key in plan.bool_keys:
+        if key in raw:
+            raw[key] = _lax_bool(raw[key])
     try:
         return msgspec.structs.asdict(msgspec.convert(raw, plan.params_type, strict=False))
     except msgspec.ValidationError:
         errors.extend(_each_input_error(plan, raw))
         return {}
+
+
+#: The words HTML forms and people use for booleans (pydantic's set; a checkbox sends "on").
+_TRUE = frozenset({"on", "yes", "y", "t", "true", "1"})
+_FALSE = frozenset({"off", "no", "n", "f", "false", "0"})
+
+
+def _lax_bool(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_lax_bool(v) for v in value]
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return "true"
+        if word in _FALSE:
+            return "false"
+    return value
+
+
+@functools.cache
+def _bool_fields(model: Any) -> frozenset[str]:
+    """The names of a model's bool fields (a form read into it sends "on" for true)."""
+    model, _ = strip_optional(strip_annotated(model)[0])
+    fields = getattr(model, "model_fields", None)  # pydantic
+    if isinstance(fields, dict):
+        return frozenset(n for n, f in fields.items() if _is_bool(f.annotation))
+    try:
+        info = msgspec.inspect.type_info(model)
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(
+        f.encode_name
+        for f in getattr(info, "fields", ())
+        if isinstance(f.type, msgspec.inspect.BoolType)
+        or (
+            isinstance(f.type, msgspec.inspect.UnionType)
+            and any(isinstance(t, msgspec.inspect.BoolType) for t in f.type.types)
+        )
+    )
+
+
+def _is_bool(tp: Any) -> bool:
+    from typing import get_args
+
+    tp, _ = strip_optional(strip_annotated(tp)[0])
+    item = sequence_item(tp)
+    return tp is bool or item is bool or (item is None and get_args(tp)[:1] == (bool,))
 
 
 def _source(location: str, conn: HTTPConnection) -> Any:
@@ -724,11 +784,15 @@ def _check_json_type(request: Request) -> None:
     raise ProblemException(415, f"expected a JSON body (application/json), got {media or 'none'}")
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it is known to exceed `limit` bytes."""
+def _check_declared_size(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProblemException(413, f"the body is larger than {limit} bytes")
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body, or 413 as soon as it is known to exceed `limit` bytes."""
+    _check_declared_size(request, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -736,7 +800,9 @@ async def read_limited(request: Request, limit: int) -> bytes:
         if size > limit:
             raise ProblemException(413, f"the body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    request._body = body  # `await request.body()` still works (an error handler may read it)
+    return body
 
 
 def _absent_body(plan: Plan, errors: list[ErrorItem]) -> dict[str, Any]:
@@ -755,6 +821,8 @@ def _embedded(plan: Plan, data: bytes, errors: list[ErrorItem]) -> dict[str, Any
         document = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedBody("the body's JSON is nested too deeply") from None
     if not isinstance(document, dict):
         errors.append(
             {
@@ -792,25 +860,53 @@ def _fields(
 async def _read_form(plan: Plan, request: Request, errors: list[ErrorItem]) -> dict[str, Any]:
     from levante.web.forms import UploadFile
 
-    form = await request.form()
+    _check_form_type(request)
+    _check_declared_size(request, plan.max_body_size)
+    form = await request.form(
+        max_part_size=min(MAX_FORM_PART_SIZE, plan.max_body_size), max_file_size=plan.max_body_size
+    )
     values: dict[str, Any] = {}
     document: dict[str, Any] = {}
     for body in plan.body:
         if body.whole_form:
-            fields = {
-                key: form.getlist(key) if len(form.getlist(key)) > 1 else form[key] for key in form
-            }
+            fields: dict[str, Any] = {}
+            for key, value in form.multi_items():
+                if key in fields:
+                    previous = fields[key]
+                    fields[key] = (
+                        [*previous, value] if isinstance(previous, list) else [previous, value]
+                    )
+                else:
+                    fields[key] = value
+            for key in _bool_fields(body.annotation) & fields.keys():
+                fields[key] = _lax_bool(fields[key])
             document[body.alias] = fields
             continue
         found = form.getlist(body.alias)
         if not found or (found == [""] and body.location == "file"):
             continue
         values_: list[Any] = list(found)
+        if _is_bool(body.annotation):
+            values_ = [_lax_bool(v) for v in values_]
         if body.location == "file" and _wants_bytes(body):
             values_ = [await f.read() if isinstance(f, UploadFile) else f for f in found]
         document[body.alias] = values_ if body.many else values_[-1]
     values.update(_fields(plan.body, document, errors))
     return values
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _check_form_type(request: Request) -> None:
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return  # read as an empty form: the required fields are reported missing
+    media = content_type.partition(";")[0].strip().lower()
+    if media not in _FORM_TYPES:
+        raise ProblemException(
+            415, f"expected a form body ({' or '.join(_FORM_TYPES)}), got {media}"
+        )
 
 
 def _wants_bytes(body: BodyField) -> bool:
@@ -860,11 +956,13 @@ async def solve(plan: Plan, conn: HTTPConnection) -> Solved:
         solved.response = Response()
         solved.response.status_code = None  # type: ignore[assignment]
     endpoint = plan.calls[-1]
-    if len(plan.calls) == 1:  # no dependencies: the common case, kept short
+    if len(plan.calls) == 1 and not plan.needs_stack:  # no dependencies: the common case
         solved.kwargs = _kwargs(endpoint, conn, inputs, body, (), _NOTHING, solved)
         return solved
-    if plan.has_generators:
+    if plan.needs_stack:
         solved.stack = contextlib.AsyncExitStack()
+        if plan.reads_form:
+            solved.stack.push_async_callback(conn.close)  # type: ignore[attr-defined]
     slots: list[Any] = [None] * len(plan.calls)
     app_values = await _app_values(plan, conn) if plan.has_app_calls else _NOTHING
     try:
@@ -876,11 +974,20 @@ async def solve(plan: Plan, conn: HTTPConnection) -> Solved:
                 solved.kwargs = kwargs
                 break
             slots[call.slot] = await enter(call.kind, call.func, kwargs, solved.stack)  # type: ignore[arg-type]
-    except BaseException:
+    except BaseException as exc:
         if solved.stack is not None:
-            await solved.stack.aclose()
+            await close_stack(solved.stack, exc)
         raise
     return solved
+
+
+async def close_stack(stack: contextlib.AsyncExitStack, exc: BaseException | None) -> None:
+    """Run the cleanups on `stack`, raising `exc` into generator dependencies at their
+    ``yield`` (so they roll back, not commit); what one raises instead propagates."""
+    if exc is None:
+        await stack.aclose()
+        return
+    await stack.__aexit__(type(exc), exc, exc.__traceback__)
 
 
 _NOTHING: dict[Any, Any] = {}
@@ -926,7 +1033,16 @@ class AppDependencies:
     def __init__(self) -> None:
         self.values: dict[Callable[..., Any], Any] = {}
         self.stack = contextlib.AsyncExitStack()
-        self.lock = asyncio.Lock()
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """A lock for the running loop (a test suite may drive one app from several)."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
 
     async def start(self, plans: list[Plan]) -> None:
         for plan in plans:
@@ -947,21 +1063,28 @@ class AppDependencies:
         await self.stack.aclose()
 
 
-#: Used where the server runs no lifespan (daphne): app-scoped values are made at
-#: first use and live as long as the process.
-_without_lifespan = AppDependencies()
-
-
 async def _app_values(plan: Plan, conn: HTTPConnection) -> dict[Any, Any]:
     state = conn.scope.get("state")
     registry: AppDependencies | None = state.get(APP_DEPENDENCIES_KEY) if state else None
     if registry is None:
-        registry = _without_lifespan
+        registry = _registry_without_lifespan(conn.scope.get("app"))
     for call in plan.app_calls:
         if call.original not in registry.values:
             async with registry.lock:
                 await registry.resolve(call)
     return registry.values
+
+
+def _registry_without_lifespan(app: Any) -> AppDependencies:
+    """Where the server runs no lifespan (daphne, a TestClient used without ``with``):
+    the app's own registry, values made at first use, living as long as the app."""
+    registry: AppDependencies | None = getattr(app, "_app_dependencies", None)
+    if registry is None:
+        registry = AppDependencies()
+        # Not an App (no attribute to hold it): a registry per request is all there is.
+        with contextlib.suppress(AttributeError):
+            app._app_dependencies = registry
+    return registry
 
 
 # -- what the handler returns -------------------------------------------------------------

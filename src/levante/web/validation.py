@@ -343,9 +343,12 @@ def pydantic_errors(exc: Any, loc: Sequence[str | int]) -> list[ErrorItem]:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
-        return value
-    return repr(value)
+    """`value` if it encodes as JSON (the input echoed in an error), else its repr."""
+    try:
+        msgspec.json.encode(value)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return repr(value)
+    return value
 
 
 def json_decoder(tp: Any, loc: Sequence[str | int]) -> Callable[[bytes], Any]:
@@ -378,5 +381,7 @@ def json_decoder(tp: Any, loc: Sequence[str | int]) -> Callable[[bytes], Any]:
             raise RequestValidationError(msgspec_errors(exc, where)) from None
         except msgspec.DecodeError as exc:
             raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise MalformedBody("the body's JSON is nested too deeply") from None
 
     return decode
