@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Route
+from playwright.sync_api import Browser, Page, Route
 
 from tests.apps.typed_app import app
 from tests.browser import PAGE_DEADLINE_MS, browser
@@ -16,15 +16,11 @@ from tests.conftest import Running
 __all__ = ["browser"]  # the fixture
 
 
-@pytest.mark.timeout(120)
-def test_swagger_ui_renders_and_tries_a_get_operation(
-    browser: Browser, serve: Callable[..., Running], tmp_path: Path
-) -> None:
-    server = serve(app)
-    refused: list[str] = []
+def loopback_only_page(browser: Browser, origin: str, refused: list[str]) -> Page:
+    """A page whose requests to anything but `origin` are refused (and listed)."""
 
     def only_loopback(route: Route) -> None:
-        if route.request.url.startswith(server.url):
+        if route.request.url.startswith(origin):
             route.continue_()
         else:
             refused.append(route.request.url)
@@ -32,6 +28,16 @@ def test_swagger_ui_renders_and_tries_a_get_operation(
 
     page = browser.new_page()
     page.route("**/*", only_loopback)
+    return page
+
+
+@pytest.mark.timeout(120)
+def test_swagger_ui_renders_and_tries_a_get_operation(
+    browser: Browser, serve: Callable[..., Running], tmp_path: Path
+) -> None:
+    server = serve(app)
+    refused: list[str] = []
+    page = loopback_only_page(browser, server.url, refused)
     page.goto(server.url + "/docs")
     page.wait_for_selector(".opblock-summary-path", timeout=PAGE_DEADLINE_MS)
     paths = page.locator(".opblock-summary-path").all_inner_texts()
@@ -59,16 +65,7 @@ def test_redoc_renders_the_operations_offline(
 ) -> None:
     server = serve(app)
     refused: list[str] = []
-
-    def only_loopback(route: Route) -> None:
-        if route.request.url.startswith(server.url):
-            route.continue_()
-        else:
-            refused.append(route.request.url)
-            route.abort()
-
-    page = browser.new_page()
-    page.route("**/*", only_loopback)
+    page = loopback_only_page(browser, server.url, refused)
     page.goto(server.url + "/redoc")
     page.wait_for_selector("h1", timeout=PAGE_DEADLINE_MS)
     page.wait_for_function(

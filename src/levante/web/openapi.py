@@ -29,46 +29,36 @@ _REF = "#/components/schemas/{name}"
 _PYDANTIC_REF = "#/components/schemas/{model}"
 _PARAM = re.compile(r"\{([A-Za-z_]\w*)(?::[^}]*)?\}")
 
-#: The 422 answer's schema, shared by every operation that validates input.
-VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
-    "title": "ValidationProblem",
-    "type": "object",
-    "description": "RFC 9457 problem document listing each validation error.",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "loc": {
-                        "type": "array",
-                        "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
-                    },
-                    "msg": {"type": "string"},
-                    "type": {"type": "string"},
-                    "input": {},
-                },
-                "required": ["loc", "msg", "type"],
-            },
-        },
-    },
-    "required": ["type", "title", "status", "detail", "errors"],
+_PROBLEM_MEMBERS: dict[str, Any] = {
+    "type": {"type": "string"},
+    "title": {"type": "string"},
+    "status": {"type": "integer"},
+    "detail": {"type": "string"},
 }
+_ERROR_ITEM: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+        "msg": {"type": "string"},
+        "type": {"type": "string"},
+        "input": {},
+    },
+    "required": ["loc", "msg", "type"],
+}
+#: RFC 9457 problem documents: the 400/413/415 answers, and the 422 one with its errors.
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
     "type": "object",
     "description": "RFC 9457 problem document.",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-    },
-    "required": ["type", "title", "status", "detail"],
+    "properties": _PROBLEM_MEMBERS,
+    "required": list(_PROBLEM_MEMBERS),
+}
+VALIDATION_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ValidationProblem",
+    "type": "object",
+    "description": "RFC 9457 problem document listing each validation error.",
+    "properties": {**_PROBLEM_MEMBERS, "errors": {"type": "array", "items": _ERROR_ITEM}},
+    "required": [*_PROBLEM_MEMBERS, "errors"],
 }
 
 

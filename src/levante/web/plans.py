@@ -1128,10 +1128,9 @@ def response_encoder(handler: Callable[..., Any], model: Any) -> Callable[[Any],
         ) from None
     if uses_pydantic(model):
         return _pydantic_encoder(model, name)
-    native = _json_container(model)
-    if native is not None:
-        return _container_encoder(model, native, name)
-    exact = model if isinstance(model, type) else None
+    # A value of this type is sent as it is: the declared class itself, or the
+    # container of a `dict`/`list` of JSON scalars.
+    exact = _json_container(model) or (model if isinstance(model, type) else None)
 
     def encode(value: Any) -> Any:
         if exact is not None and type(value) is exact:
@@ -1164,18 +1163,6 @@ def _json_container(model: Any) -> type | None:
     if all(part in _JSON_SCALARS or part is Any for part in parts):
         return origin  # type: ignore[no-any-return]
     return None
-
-
-def _container_encoder(model: Any, container: type, name: str) -> Callable[[Any], Any]:
-    def encode(value: Any) -> Any:
-        if type(value) is container:
-            return value
-        try:
-            return msgspec.convert(value, model, from_attributes=True)
-        except msgspec.ValidationError as exc:
-            raise ResponseValidationError(name, msgspec_errors(exc, ["response"])) from None
-
-    return encode
 
 
 def _pydantic_encoder(model: Any, name: str) -> Callable[[Any], Any]:
