@@ -98,7 +98,8 @@ def start_server(app: Any, **settings: Any) -> Running:
         raise TimeoutError("server did not start")
     if errors:
         raise errors[0]
-    port = server.sockets[0].getsockname()[1]
+    name = server.sockets[0].getsockname()
+    port = name[1] if isinstance(name, tuple) else 0  # a Unix socket has no port
     return Running(server, loop, thread, port, errors)
 
 

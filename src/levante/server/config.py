@@ -35,7 +35,28 @@ class Config:
     app: Any = option(None, "The ASGI app, as module:attribute (e.g. main:app).")
     host: str = option("127.0.0.1", "Bind socket to this host.")
     port: int = option(8000, "Bind socket to this port (0 picks a free one).")
+    uds: str | None = option(None, "Bind to this Unix domain socket instead of host and port.")
+    uds_permissions: str = option(
+        "666",
+        "Octal permissions of the --uds socket file (e.g. 660 for one group).",
+        metavar="MODE",
+    )
+    fd: int | None = option(
+        None, "Serve on this inherited socket file descriptor (systemd socket activation)."
+    )
     backlog: int = option(limits.BACKLOG, "Maximum number of connections waiting to be accepted.")
+    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).")
+    ssl_certfile: str | None = option(
+        None, "TLS certificate file (PEM, chain after the certificate)."
+    )
+    ssl_keyfile_password: str | None = option(None, "Password of an encrypted --ssl-keyfile.")
+    ssl_cert_reqs: int = option(
+        0, "Client certificates: 0 not asked for, 1 optional, 2 required (needs --ssl-ca-certs)."
+    )
+    ssl_ca_certs: str | None = option(None, "CA certificates to check client certificates against.")
+    ssl_ciphers: str | None = option(
+        None, "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults)."
+    )
     loop: Literal["auto", "asyncio", "uvloop"] = option(
         "auto", "Event loop: uvloop where installed (auto), or asyncio."
     )

@@ -19,7 +19,9 @@ from levante.server.errors import ConfigError
 from levante.server.importer import load_app
 from levante.server.lifespan import Lifespan
 from levante.server.protocols.http1 import HTTP1Protocol
+from levante.server.sockets import bind_sockets, describe
 from levante.server.state import ServerState
+from levante.server.tls import server_context
 
 logger = logging.getLogger("levante.error")
 
@@ -35,9 +37,16 @@ class Server:
     finish within ``timeout_graceful_shutdown``, then run lifespan shutdown.
     """
 
-    def __init__(self, config: Config, app: ASGIApp | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        app: ASGIApp | None = None,
+        sockets: list[socket.socket] | None = None,
+    ) -> None:
         self.config = config
         self.app = app
+        #: Sockets bound by someone else (a supervisor); otherwise bound from `config`.
+        self.given_sockets = sockets
         self.should_exit = asyncio.Event()
         self.force_exit = False
         self.forced = asyncio.Event()
@@ -72,27 +81,21 @@ class Server:
     async def _listen(self, state: ServerState, app: ASGIApp) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
+        context = server_context(config)
+        scheme = "https" if context is not None else "http"
 
         def factory() -> HTTP1Protocol:
             return HTTP1Protocol(state, app)
 
-        try:
+        sockets = self.given_sockets or bind_sockets(config)
+        for sock in sockets:
             server = await loop.create_server(
-                factory, host=config.host, port=config.port, backlog=config.backlog
+                factory, sock=sock, backlog=config.backlog, ssl=context
             )
-        except OSError as exc:
-            raise ConfigError(f"could not bind to {config.host}:{config.port}: {exc}") from exc
-        self._servers.append(server)
-        self.sockets.extend(server.sockets)
-        for sock in server.sockets:
-            host, port = sock.getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
-            logger.info(
-                "Levante running on http://%s:%d (Press CTRL+C to quit)",
-                shown,
-                port,
-                extra={"host": host, "port": port},
-            )
+            self._servers.append(server)
+            self.sockets.extend(server.sockets)
+            where = describe(sock, scheme)
+            logger.info("Levante running on %s (Press CTRL+C to quit)", where, extra={"url": where})
 
     def _tick(self) -> None:
         # Once a second: refresh the date header and enforce connection timeouts.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from levante.server.config import Config
+from levante.server.tls import server_certificate
 
 
 class Connection(Protocol):
@@ -30,6 +31,8 @@ class ServerState:
         #: The app's lifespan state; each request gets a shallow copy.
         self.app_state: dict[str, Any] = {}
         self.access_log = config.access_log
+        #: PEM of our certificate, for the ``tls`` scope extension (None without TLS).
+        self.tls_server_cert = server_certificate(config)
         self.shutting_down = False
         self.total_requests = 0
         self.drained = asyncio.Event()

@@ -25,6 +25,7 @@ from levante.server.flow import WriteGate
 from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.state import ServerState, start_task
 from levante.server.stream import DONE, HTTPStream, content_length_mismatch
+from levante.server.tls import connection_info
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
@@ -39,6 +40,11 @@ access_logger = logging.getLogger("levante.access")
 _ASGI = {"version": "3.0", "spec_version": HTTP_SPEC_VERSION}
 _TRAILERS_EXT: dict[object, object] = {}
 _PATHSEND_EXT: dict[object, object] = {}
+#: What every request is offered; copied per request (an app may change its copy).
+_EXTENSIONS: dict[str, Any] = {
+    "http.response.trailers": _TRAILERS_EXT,
+    "http.response.pathsend": _PATHSEND_EXT,
+}
 
 # Connection phases, for timeouts.
 IDLE = 0  # between requests: the keep-alive timeout runs
@@ -91,6 +97,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "current",
         "deadline",
         "expect_continue",
+        "extensions",
         "gate",
         "head_pending",
         "head_size",
@@ -155,6 +162,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int | None] | None = None
         self.scheme = "http"
+        #: The ASGI extensions offered to each request (plus ``tls`` on a TLS connection).
+        self.extensions: dict[str, Any] = _EXTENSIONS
 
     # -- connection events ------------------------------------------------
 
@@ -163,8 +172,13 @@ class HTTP1Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.state.connections.add(self)
         self.server, self.client = _addresses(transport)
-        if transport.get_extra_info("sslcontext") is not None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
             self.scheme = "https"
+            self.extensions = {
+                **_EXTENSIONS,
+                "tls": connection_info(ssl_object, self.state.tls_server_cert),
+            }
         self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
         if self.state.shutting_down:
             transport.close()
@@ -412,10 +426,7 @@ class HTTP1Protocol(asyncio.Protocol):
             "query_string": query,
             "headers": self.headers,
             "state": self.state.app_state.copy(),
-            "extensions": {
-                "http.response.trailers": _TRAILERS_EXT,
-                "http.response.pathsend": _PATHSEND_EXT,
-            },
+            "extensions": self.extensions.copy(),
         }
         stream = HTTPStream(self, scope, method == "HEAD")
         if self.access_log:
