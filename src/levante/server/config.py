@@ -71,6 +71,25 @@ class Config:
     root_path: str = option(
         "", "The path prefix the app is mounted under behind a proxy (ASGI root_path)."
     )
+    proxy_headers: bool = option(
+        True,
+        "Take the client address, scheme and host from Forwarded / X-Forwarded-For, "
+        "-Proto and -Host, when the peer is in --forwarded-allow-ips.",
+    )
+    forwarded_allow_ips: str = option(
+        "127.0.0.1",
+        "Peers trusted to send forwarding headers: addresses and networks, comma-separated; "
+        "'unix' for Unix-socket peers, '*' for all.",
+        metavar="IPS",
+    )
+    proxy_protocol: bool = option(
+        False,
+        "Expect a PROXY protocol header (HAProxy, v1 or v2) first on every connection; "
+        "connections from peers not in --proxy-protocol-allow-ips are refused.",
+    )
+    proxy_protocol_allow_ips: str = option(
+        "127.0.0.1", "Peers allowed to send the PROXY protocol header.", metavar="IPS"
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = option(
         "info", "Log level."
     )

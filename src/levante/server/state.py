@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from levante.server.config import Config
+from levante.server.proxy import TrustedPeers
 from levante.server.tls import server_certificate
 
 
@@ -33,6 +34,17 @@ class ServerState:
         self.access_log = config.access_log
         #: PEM of our certificate, for the ``tls`` scope extension (None without TLS).
         self.tls_server_cert = server_certificate(config)
+        #: Who may speak for the client (forwarding headers, PROXY protocol); None: off.
+        self.forwarded = (
+            TrustedPeers(config.forwarded_allow_ips, "--forwarded-allow-ips")
+            if config.proxy_headers
+            else None
+        )
+        self.proxy_protocol = (
+            TrustedPeers(config.proxy_protocol_allow_ips, "--proxy-protocol-allow-ips")
+            if config.proxy_protocol
+            else None
+        )
         self.shutting_down = False
         self.total_requests = 0
         self.drained = asyncio.Event()

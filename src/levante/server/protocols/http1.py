@@ -23,6 +23,7 @@ from levante.server import limits
 from levante.server.errors import InvalidMessage, RequestError
 from levante.server.flow import WriteGate
 from levante.server.protocols.websocket import WebSocketProtocol
+from levante.server.proxy import ProxyProtocolError, apply_forwarded, parse_proxy_header
 from levante.server.state import ServerState, start_task
 from levante.server.stream import DONE, HTTPStream, content_length_mismatch
 from levante.server.tls import connection_info
@@ -110,6 +111,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "phase",
         "pipeline",
         "progress",
+        "proxy_pending",
         "reading",
         "reading_paused",
         "resp_chunked",
@@ -121,6 +123,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "state",
         "stream_keep_alive",
         "transport",
+        "trusted_proxy",
         "upgrade_remaining",
         "upgrade_ws",
         "upgraded",
@@ -164,6 +167,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self.scheme = "http"
         #: The ASGI extensions offered to each request (plus ``tls`` on a TLS connection).
         self.extensions: dict[str, Any] = _EXTENSIONS
+        #: The peer may set the client address and scheme with forwarding headers.
+        self.trusted_proxy = False
+        #: Bytes of a PROXY protocol header not yet complete; None once read (or off).
+        self.proxy_pending: bytes | None = None
 
     # -- connection events ------------------------------------------------
 
@@ -182,6 +189,19 @@ class HTTP1Protocol(asyncio.Protocol):
         self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
         if self.state.shutting_down:
             transport.close()
+            return
+        peer = self.client[0] if self.client else None
+        forwarded = self.state.forwarded
+        self.trusted_proxy = forwarded is not None and peer in forwarded
+        proxy_protocol = self.state.proxy_protocol
+        if proxy_protocol is not None:
+            if peer not in proxy_protocol:
+                logger.warning(
+                    "Refused a connection from %s: not allowed to use the PROXY protocol", peer
+                )
+                transport.close()
+                return
+            self.proxy_pending = b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -222,6 +242,11 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        if self.proxy_pending is not None:
+            rest = self._proxy_header(data)
+            if not rest:
+                return
+            data = rest
         if self.upgraded:
             self._upgrade_body(data)
             return
@@ -244,6 +269,26 @@ class HTTP1Protocol(asyncio.Protocol):
             self._check_partial_head(data)
         elif self.reading is not None:
             self._check_stall(data)
+
+    def _proxy_header(self, data: bytes) -> bytes | None:
+        """Read the PROXY header at the start of the connection; the bytes after it."""
+        buffered = (self.proxy_pending or b"") + data
+        try:
+            found = parse_proxy_header(buffered)
+        except ProxyProtocolError as exc:
+            logger.warning("Closed a connection from %s: %s", _peer(self.client), exc)
+            self.proxy_pending = None
+            self.transport.close()
+            return None
+        if found is None:
+            self.proxy_pending = buffered
+            return None
+        header, used = found
+        self.proxy_pending = None
+        if header.client is not None:
+            self.client = header.client
+            self.server = header.server
+        return buffered[used:]
 
     def _check_stall(self, data: bytes) -> None:
         # A body is being read but this read produced no body bytes: it was
@@ -428,6 +473,8 @@ class HTTP1Protocol(asyncio.Protocol):
             "state": self.state.app_state.copy(),
             "extensions": self.extensions.copy(),
         }
+        if self.trusted_proxy:
+            apply_forwarded(scope, self.state.forwarded)  # type: ignore[arg-type]
         stream = HTTPStream(self, scope, method == "HEAD")
         if self.access_log:
             stream.start_time = perf_counter()
