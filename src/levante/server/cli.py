@@ -12,7 +12,7 @@ from typing import Any
 from levante import __version__
 from levante.server.config import ENV_PREFIX, Config, base_type, fields, optional
 from levante.server.errors import AppImportError, ConfigError, LifespanFailure
-from levante.server.main import STARTUP_FAILURE, prepare, run_server
+from levante.server.main import STARTUP_FAILURE, prepare, run_server, uses_supervisor
 
 logger = logging.getLogger("levante.error")
 
@@ -93,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = parse_config(argv)
         prepare(config)
+        if uses_supervisor(config):
+            from levante.server.supervisor import Supervisor
+
+            return Supervisor(config).run()
         run_server(config)
     except AppImportError as exc:
         _report("Error loading ASGI app", exc)

@@ -57,6 +57,21 @@ class Config:
     ssl_ciphers: str | None = option(
         None, "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL's defaults)."
     )
+    workers: int | None = option(
+        None,
+        "Run a supervisor with this many worker processes (even 1: it restarts a worker "
+        "that dies); without it, one process serves.",
+    )
+    limit_max_requests: int | None = option(
+        None, "A worker stops gracefully after this many requests and is replaced."
+    )
+    limit_max_requests_jitter: int = option(
+        0, "Add up to this many to each worker's --limit-max-requests (not all stop at once)."
+    )
+    timeout_worker_healthcheck: float = option(
+        limits.WORKER_HEALTHCHECK_TIMEOUT,
+        "Kill and replace a worker whose event loop has not beaten for this many seconds.",
+    )
     loop: Literal["auto", "asyncio", "uvloop"] = option(
         "auto", "Event loop: uvloop where installed (auto), or asyncio."
     )
@@ -159,22 +174,11 @@ class Config:
                 raise ConfigError(f"{f.name} must be one of {', '.join(choices)}, not {value!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be from 0 to 65535, not {self.port}")
-        for name in (
-            "backlog",
-            "limit_request_line",
-            "limit_request_fields",
-            "limit_request_field_size",
-            "limit_request_head",
-            "limit_request_body",
-            "request_body_buffer",
-            "ws_max_size",
-            "ws_max_queue",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
-        if self.limit_concurrency is not None and self.limit_concurrency <= 0:
-            raise ConfigError(f"limit_concurrency must be positive, not {self.limit_concurrency}")
-        for name in ("timeout_keep_alive", "timeout_request_header", "timeout_graceful_shutdown"):
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be positive, not {value}")
+        for name in _NOT_NEGATIVE:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
         if self.root_path.endswith("/"):
@@ -201,6 +205,30 @@ class Config:
     @property
     def log_level_number(self) -> int:
         return LOG_LEVELS[self.log_level]
+
+
+#: Settings that must be above zero (when set), and those that must not be below it.
+_POSITIVE = (
+    "backlog",
+    "workers",
+    "limit_max_requests",
+    "timeout_worker_healthcheck",
+    "limit_concurrency",
+    "limit_request_line",
+    "limit_request_fields",
+    "limit_request_field_size",
+    "limit_request_head",
+    "limit_request_body",
+    "request_body_buffer",
+    "ws_max_size",
+    "ws_max_queue",
+)
+_NOT_NEGATIVE = (
+    "limit_max_requests_jitter",
+    "timeout_keep_alive",
+    "timeout_request_header",
+    "timeout_graceful_shutdown",
+)
 
 
 def fields() -> list[tuple[dataclasses.Field[Any], Any]]:

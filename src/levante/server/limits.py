@@ -64,3 +64,8 @@ WS_PING_TIMEOUT = 20.0
 #: Seconds to wait for the peer's close frame after sending ours (the
 #: websockets library's `close_timeout`: 10).
 WS_CLOSE_TIMEOUT = 10.0
+
+#: A worker whose event loop has not ticked for this long is replaced. Its tick
+#: runs every second; uvicorn waits 5 s, gunicorn's --timeout is 30 s: 10 s leaves
+#: room for a busy loop without keeping a stuck worker long.
+WORKER_HEALTHCHECK_TIMEOUT = 10.0

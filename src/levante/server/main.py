@@ -42,11 +42,14 @@ class Server:
         config: Config,
         app: ASGIApp | None = None,
         sockets: list[socket.socket] | None = None,
+        on_tick: Callable[[Server], None] | None = None,
     ) -> None:
         self.config = config
         self.app = app
         #: Sockets bound by someone else (a supervisor); otherwise bound from `config`.
         self.given_sockets = sockets
+        #: Called from the once-a-second tick (a worker's heartbeat).
+        self.on_tick = on_tick
         self.should_exit = asyncio.Event()
         self.force_exit = False
         self.forced = asyncio.Event()
@@ -69,8 +72,8 @@ class Server:
         except BaseException:
             await lifespan.shutdown()
             raise
-        self._tick()
         self.started.set()
+        self._tick()  # the first tick sees the server started (a worker reports ready)
         try:
             await self.should_exit.wait()
         finally:
@@ -95,7 +98,10 @@ class Server:
             self._servers.append(server)
             self.sockets.extend(server.sockets)
             where = describe(sock, scheme)
-            logger.info("Levante running on %s (Press CTRL+C to quit)", where, extra={"url": where})
+            if self.given_sockets is None:  # a supervisor announces its own sockets
+                logger.info(
+                    "Levante running on %s (Press CTRL+C to quit)", where, extra={"url": where}
+                )
 
     def _tick(self) -> None:
         # Once a second: refresh the date header and enforce connection timeouts.
@@ -108,6 +114,8 @@ class Server:
         state.refresh_headers()
         for conn in list(state.connections):
             conn.on_tick(now)
+        if self.on_tick is not None:
+            self.on_tick(self)
         self._tick_handle = loop.call_at(now + 1.0, self._tick)
 
     async def _shutdown(self, state: ServerState) -> None:
@@ -199,9 +207,15 @@ def prepare(config: Config) -> None:
         sys.path.insert(0, app_dir)
 
 
-def run_server(config: Config, app: ASGIApp | None = None) -> None:
+def run_server(
+    config: Config,
+    app: ASGIApp | None = None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    on_tick: Callable[[Server], None] | None = None,
+) -> None:
     """Serve in a new event loop until SIGINT/SIGTERM."""
-    server = Server(config, app)
+    server = Server(config, app, sockets, on_tick)
 
     async def main() -> None:
         server.install_signal_handlers()
@@ -219,4 +233,13 @@ def run(app: Any, **kwargs: Any) -> None:
     """
     config = Config.resolve({**kwargs, "app": app})
     prepare(config)
+    if uses_supervisor(config):
+        from levante.server.supervisor import Supervisor
+
+        raise SystemExit(Supervisor(config).run())
     run_server(config, None if isinstance(app, str) else app)
+
+
+def uses_supervisor(config: Config) -> bool:
+    """``--workers`` given, or recycling by request count: a supervisor process."""
+    return config.workers is not None or config.limit_max_requests is not None

@@ -99,6 +99,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "deadline",
         "expect_continue",
         "extensions",
+        "fresh",
         "gate",
         "head_pending",
         "head_size",
@@ -167,6 +168,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.scheme = "http"
         #: The ASGI extensions offered to each request (plus ``tls`` on a TLS connection).
         self.extensions: dict[str, Any] = _EXTENSIONS
+        #: No request has begun on this connection yet.
+        self.fresh = True
         #: The peer may set the client address and scheme with forwarding headers.
         self.trusted_proxy = False
         #: Bytes of a PROXY protocol header not yet complete; None once read (or off).
@@ -333,6 +336,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._reset_head()
+        self.fresh = False
         self.phase = HEAD
         self.began = True
         self.deadline = self.state.now + self.state.config.timeout_request_header + 1.0
@@ -838,6 +842,11 @@ class HTTP1Protocol(asyncio.Protocol):
         self.keep_alive = False
         self.stream_keep_alive = False
         current = self.current
+        if self.fresh and self.proxy_pending is None:
+            # Accepted just before the listener closed, its request not here yet: the
+            # client sent it to us, so answer it (then close); the keep-alive deadline
+            # set when it connected still bounds the wait.
+            return
         if current is None or self.phase == IDLE:
             self.closing = True
             self.transport.close()

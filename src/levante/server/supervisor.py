@@ -1,0 +1,312 @@
+"""`--workers N`: one supervisor process, N worker processes serving the same sockets.
+
+The supervisor binds the listening sockets once and keeps them open for its whole
+life; workers get them by inheritance (multiprocessing's spawn hands descriptors
+over). Where the kernel has SO_REUSEPORT, each worker slot gets its own socket
+bound to the same address, so the kernel spreads connections across workers;
+because the supervisor holds every slot's socket, a worker that stops or is
+replaced never closes its slot's socket, and connections waiting in its accept
+queue are taken by the next worker of that slot instead of being reset. (That is
+why a rolling restart drops nothing.) Elsewhere all workers share one socket.
+
+Signals, as gunicorn and uvicorn take them:
+
+- SIGTERM, SIGINT: graceful stop of every worker, then exit;
+- SIGHUP: rolling restart, one slot at a time: a new worker starts, and only once
+  it listens does the old one get SIGTERM (it finishes its requests);
+- SIGTTIN / SIGTTOU: one worker more / fewer.
+
+A worker that exits is replaced (after a pause that grows while workers keep
+dying at start-up); one whose event loop stops beating for
+``--timeout-worker-healthcheck`` seconds is killed and replaced;
+``--limit-max-requests`` makes a worker stop gracefully after that many requests
+(plus up to ``--limit-max-requests-jitter``), to be replaced the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnProcess
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+from levante.server.config import Config
+from levante.server.errors import ConfigError
+from levante.server.sockets import bind_sockets, describe
+
+logger = logging.getLogger("levante.error")
+
+_SPAWN = multiprocessing.get_context("spawn")
+#: Seconds a new worker has to start listening before it counts as failed.
+START_TIMEOUT = 60.0
+#: Restart pause after a worker died young: doubles up to this many seconds.
+MAX_BACKOFF = 10.0
+#: A worker that lived less than this many seconds "died young".
+YOUNG = 5.0
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+@dataclass
+class Worker:
+    process: SpawnProcess
+    heartbeat: Synchronized[float]
+    ready: Any  # multiprocessing Event
+    started_at: float
+    retiring: bool = False
+
+
+@dataclass
+class Slot:
+    """A worker position: its sockets (kept by the supervisor) and who serves them."""
+
+    sockets: list[socket.socket]
+    workers: list[Worker] = field(default_factory=list)
+    backoff: float = 0.0
+    restart_at: float = 0.0
+
+
+class Supervisor:
+    """Runs the workers of `config` until SIGINT/SIGTERM; `run()` returns the exit status."""
+
+    def __init__(self, config: Config) -> None:
+        if not isinstance(config.app, str):
+            raise ConfigError("--workers needs the app as an import string (module:attribute)")
+        self.config = config
+        self.reuse_port = (
+            hasattr(socket, "SO_REUSEPORT") and config.uds is None and config.fd is None
+        )
+        self.slots: list[Slot] = []
+        self.shared: list[socket.socket] | None = None
+        self.pending: deque[int] = deque()
+        self.stopping = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    # -- the loop --------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        try:
+            for _ in range(self.config.workers or 1):
+                self._add_slot()
+            self._announce()
+            logger.info(
+                "Started supervisor process [%d] with %d workers", os.getpid(), len(self.slots)
+            )
+            while not self.stopping:
+                self._wait()
+                self._handle_signals()
+                self._reap()
+                self._check_health()
+            self._stop_all()
+        finally:
+            self._close_sockets()
+        logger.info("Stopped supervisor process [%d]", os.getpid())
+        return 0
+
+    def _wait(self) -> None:
+        sentinels = [w.process.sentinel for s in self.slots for w in s.workers]
+        timeout = 1.0
+        due = [s.restart_at for s in self.slots if not self._serving(s)]
+        if due:
+            timeout = max(0.0, min(timeout, min(due) - time.monotonic()))
+        multiprocessing.connection.wait([self._wake_r, *sentinels], timeout)
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(64):
+                pass
+
+    # -- signals ----------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        for sig in _SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, sig: int, frame: Any) -> None:
+        self.pending.append(sig)
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _handle_signals(self) -> None:
+        while self.pending:
+            sig = self.pending.popleft()
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                logger.info("Received %s: stopping the workers", signal.Signals(sig).name)
+                self.stopping = True
+            elif sig == signal.SIGHUP:
+                logger.info("Received SIGHUP: restarting the workers one by one")
+                self._rolling_restart()
+            elif sig == signal.SIGTTIN:
+                self._add_slot()
+                logger.info("Received SIGTTIN: %d workers", len(self.slots))
+            elif sig == signal.SIGTTOU and len(self.slots) > 1:
+                self._remove_slot()
+                logger.info("Received SIGTTOU: %d workers", len(self.slots))
+
+    # -- workers ------------------------------------------------------------------
+
+    def _add_slot(self) -> None:
+        slot = Slot(self._sockets_for_new_slot())
+        self.slots.append(slot)
+        slot.workers.append(self._spawn(slot))
+
+    def _sockets_for_new_slot(self) -> list[socket.socket]:
+        if self.reuse_port:
+            config = self.config
+            if self.slots:  # the same address as the first slot (--port 0 picked one)
+                port = self.slots[0].sockets[0].getsockname()[1]
+                config = dataclasses.replace(config, port=port)
+            return bind_sockets(config, reuse_port=True)
+        if self.shared is None:
+            self.shared = bind_sockets(self.config)
+        return self.shared
+
+    def _remove_slot(self) -> None:
+        slot = self.slots.pop()
+        for worker in slot.workers:
+            self._retire(worker)
+        self._drain_and_close(slot)
+
+    def _spawn(self, slot: Slot) -> Worker:
+        from levante.server.worker import worker_main
+
+        heartbeat: Synchronized[float] = _SPAWN.Value("d", time.monotonic())
+        ready = _SPAWN.Event()
+        process = _SPAWN.Process(
+            target=worker_main,
+            args=(self.config, slot.sockets, heartbeat, ready),
+            name=f"levante-worker-{self.slots.index(slot)}",
+        )
+        process.start()
+        return Worker(process, heartbeat, ready, time.monotonic())
+
+    def _retire(self, worker: Worker) -> None:
+        """Ask a worker to stop gracefully (it finishes what it has)."""
+        worker.retiring = True
+        if worker.process.pid is not None and worker.process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.process.pid, signal.SIGTERM)
+
+    def _serving(self, slot: Slot) -> bool:
+        return any(not w.retiring for w in slot.workers)
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            for worker in [w for w in slot.workers if not w.process.is_alive()]:
+                worker.process.join()
+                slot.workers.remove(worker)
+                if not worker.retiring and not self.stopping:
+                    self._note_death(slot, worker, now)
+            if not self.stopping and not self._serving(slot) and now >= slot.restart_at:
+                slot.workers.append(self._spawn(slot))
+
+    def _note_death(self, slot: Slot, worker: Worker, now: float) -> None:
+        code = worker.process.exitcode
+        logger.warning(
+            "Worker [%s] exited with %s; starting another", worker.process.pid, _status(code)
+        )
+        if now - worker.started_at < YOUNG and not worker.ready.is_set():
+            slot.backoff = min(MAX_BACKOFF, max(0.5, slot.backoff * 2))
+            slot.restart_at = now + slot.backoff
+        else:
+            slot.backoff = 0.0
+            slot.restart_at = now
+
+    def _check_health(self) -> None:
+        limit = self.config.timeout_worker_healthcheck
+        now = time.monotonic()
+        for slot in self.slots:
+            for worker in slot.workers:
+                if worker.retiring:
+                    continue
+                # Until it listens, a worker has START_TIMEOUT (its app may import slowly).
+                allowed = limit if worker.ready.is_set() else START_TIMEOUT
+                silent = now - worker.heartbeat.value
+                if silent > allowed and worker.process.pid is not None:
+                    logger.error(
+                        "Worker [%d] missed its heartbeat for %.1fs: killing it",
+                        worker.process.pid,
+                        silent,
+                    )
+                    worker.retiring = True  # replaced below, without the young-death pause
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.process.pid, signal.SIGKILL)
+                    slot.restart_at = now
+
+    def _rolling_restart(self) -> None:
+        for slot in list(self.slots):
+            old = [w for w in slot.workers if not w.retiring]
+            new = self._spawn(slot)
+            slot.workers.append(new)
+            if not self._wait_ready(new):
+                logger.error("New worker [%s] did not start; keeping the old one", new.process.pid)
+                self._retire(new)
+                continue
+            for worker in old:
+                self._retire(worker)
+
+    def _wait_ready(self, worker: Worker) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if worker.ready.wait(0.1):
+                return True
+            if not worker.process.is_alive():
+                return False
+        return False
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def _stop_all(self) -> None:
+        workers = [w for s in self.slots for w in s.workers]
+        for worker in workers:
+            self._retire(worker)
+        deadline = time.monotonic() + self.config.timeout_graceful_shutdown + 10.0
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                logger.warning("Worker [%s] did not stop: killing it", worker.process.pid)
+                worker.process.kill()
+                worker.process.join()
+
+    def _drain_and_close(self, slot: Slot) -> None:
+        if not self.reuse_port:
+            return
+        for worker in slot.workers:
+            worker.process.join(self.config.timeout_graceful_shutdown + 10.0)
+        for sock in slot.sockets:
+            sock.close()
+
+    def _close_sockets(self) -> None:
+        for slot in self.slots:
+            for sock in slot.sockets:
+                sock.close()
+        if self.config.uds is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.uds)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _announce(self) -> None:
+        scheme = "https" if self.config.ssl_certfile else "http"
+        for sock in self.slots[0].sockets:
+            logger.info("Levante running on %s (Press CTRL+C to quit)", describe(sock, scheme))
+
+
+def _status(code: int | None) -> str:
+    if code is None:
+        return "no status"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+    return f"status {code}"
