@@ -72,6 +72,22 @@ class Config:
         limits.WORKER_HEALTHCHECK_TIMEOUT,
         "Kill and replace a worker whose event loop has not beaten for this many seconds.",
     )
+    reload: bool = option(
+        False, "Restart when source files change (development; needs levante[reload])."
+    )
+    reload_dir: str | None = option(
+        None,
+        "Folders to watch with --reload, comma-separated (default: the current one).",
+        metavar="DIRS",
+    )
+    reload_include: str = option(
+        "*.py",
+        "With --reload: globs of files whose changes count, comma-separated.",
+        metavar="GLOBS",
+    )
+    reload_exclude: str = option(
+        ".*,~*", "With --reload: globs of files to ignore, comma-separated.", metavar="GLOBS"
+    )
     loop: Literal["auto", "asyncio", "uvloop"] = option(
         "auto", "Event loop: uvloop where installed (auto), or asyncio."
     )

@@ -241,5 +241,5 @@ def run(app: Any, **kwargs: Any) -> None:
 
 
 def uses_supervisor(config: Config) -> bool:
-    """``--workers`` given, or recycling by request count: a supervisor process."""
-    return config.workers is not None or config.limit_max_requests is not None
+    """``--workers`` given, recycling by request count, or --reload: a supervisor process."""
+    return config.workers is not None or config.limit_max_requests is not None or config.reload

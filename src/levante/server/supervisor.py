@@ -54,6 +54,8 @@ MAX_BACKOFF = 10.0
 #: A worker that lived less than this many seconds "died young".
 YOUNG = 5.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+#: Not a signal: the reloader's request for a rolling restart, queued the same way.
+_RELOAD = -1
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Supervisor:
 
     def run(self) -> int:
         self._install_signals()
+        watcher = self._watcher()
         try:
             for _ in range(self.config.workers or 1):
                 self._add_slot()
@@ -111,6 +114,8 @@ class Supervisor:
                 self._check_health()
             self._stop_all()
         finally:
+            if watcher is not None:
+                watcher.stop()
             self._close_sockets()
         logger.info("Stopped supervisor process [%d]", os.getpid())
         return 0
@@ -125,6 +130,21 @@ class Supervisor:
         with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(64):
                 pass
+
+    def _watcher(self) -> Any:
+        if not self.config.reload:
+            return None
+        from levante.server.reload import Watcher
+
+        watcher = Watcher(self.config, self._on_change)
+        watcher.start()
+        return watcher
+
+    def _on_change(self, paths: list[str]) -> None:
+        # From the watcher's thread: queued like a signal, handled by the loop.
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        logger.info("Changed: %s; reloading", shown)
+        self._on_signal(_RELOAD, None)
 
     # -- signals ----------------------------------------------------------------
 
@@ -145,6 +165,8 @@ class Supervisor:
                 self.stopping = True
             elif sig == signal.SIGHUP:
                 logger.info("Received SIGHUP: restarting the workers one by one")
+                self._rolling_restart()
+            elif sig == _RELOAD:
                 self._rolling_restart()
             elif sig == signal.SIGTTIN:
                 self._add_slot()
