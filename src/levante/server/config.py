@@ -88,6 +88,14 @@ class Config:
     reload_exclude: str = option(
         ".*,~*", "With --reload: globs of files to ignore, comma-separated.", metavar="GLOBS"
     )
+    interface: Literal["auto", "asgi3", "wsgi"] = option(
+        "auto",
+        "What the app speaks: asgi3, wsgi (Flask, classic Django; through a2wsgi), or auto "
+        "(wsgi for a callable taking (environ, start_response)).",
+    )
+    wsgi_threads: int = option(
+        10, "Threads running a WSGI app's calls (requests beyond wait for one)."
+    )
     loop: Literal["auto", "asyncio", "uvloop"] = option(
         "auto", "Event loop: uvloop where installed (auto), or asyncio."
     )
@@ -227,6 +235,7 @@ class Config:
 _POSITIVE = (
     "backlog",
     "workers",
+    "wsgi_threads",
     "limit_max_requests",
     "timeout_worker_healthcheck",
     "limit_concurrency",

@@ -17,6 +17,7 @@ from levante.asgi import ASGIApp
 from levante.server.config import Config
 from levante.server.errors import ConfigError
 from levante.server.importer import load_app
+from levante.server.interface import adapt
 from levante.server.lifespan import Lifespan
 from levante.server.protocols.http1 import HTTP1Protocol
 from levante.server.sockets import bind_sockets, describe
@@ -63,6 +64,7 @@ class Server:
         """Serve until told to stop; raises `LifespanFailure` if startup fails."""
         loop = asyncio.get_running_loop()
         app = self.app if self.app is not None else load_app(self.config.app, self.config.factory)
+        app = adapt(app, self.config)
         logger.info("Started server process [%d]", os.getpid())
         state = self.state = ServerState(self.config, loop)
         lifespan = Lifespan(app, self.config.lifespan, state.app_state)
