@@ -21,14 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     """One flag per `Config` field: ``--field-name``, bools as ``--x/--no-x``."""
     parser = argparse.ArgumentParser(
         prog="levante",
-        description="Serve an ASGI app over HTTP/1.1. Every flag can also be set with "
+        description="Serve an ASGI (or WSGI) app over HTTP/1.1. Every flag can also be set with "
         f"an environment variable {ENV_PREFIX}<FLAG_NAME>, e.g. {ENV_PREFIX}PORT=9000.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"levante {__version__}")
     for f, hint in fields():
         env = ENV_PREFIX + f.name.upper()
-        help_text = f"{f.metadata['help']} [env: {env}]"
+        help_text = f"{f.metadata['help']} [env: {env}]".replace("%", "%%")  # argparse %-formats
         if f.name == "app":
             parser.add_argument(
                 "app", nargs="?", default=argparse.SUPPRESS, metavar="APP", help=help_text

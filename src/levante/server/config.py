@@ -136,6 +136,15 @@ class Config:
         None, "Logging configuration file: .json or .yaml (dictConfig), or .ini (fileConfig)."
     )
     access_log: bool = option(True, "Log one line per request.")
+    access_log_format: str | None = option(
+        None,
+        "Access log line with Apache-style atoms, e.g. '%(h)s \"%(r)s\" %(s)s %(b)s %(M)sms' "
+        "(see levante.server.accesslog; default: uvicorn's line).",
+        metavar="FORMAT",
+    )
+    log_format: Literal["text", "json"] = option(
+        "text", "Log lines as text, or as one JSON object per line (access lines with fields)."
+    )
     server_header: bool = option(True, "Send a 'server: levante' header.")
     date_header: bool = option(True, "Send a 'date' header (refreshed once a second).")
     timeout_keep_alive: float = option(

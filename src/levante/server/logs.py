@@ -45,6 +45,25 @@ class LevelPrefixFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class JSONFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's
+    ``fields`` (the access log's client, method, path, status, bytes, duration)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = record.__dict__.get("fields")
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
 DEFAULT_LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -71,10 +90,12 @@ DEFAULT_LOGGING: dict[str, Any] = {
 }
 
 
-def configure(log_config: str | None, level: int, access_log: bool) -> None:
+def configure(
+    log_config: str | None, level: int, access_log: bool, log_format: str = "text"
+) -> None:
     """Install the default configuration or the user's file, then apply the level."""
     if log_config is None:
-        logging.config.dictConfig(DEFAULT_LOGGING)
+        logging.config.dictConfig(_default_logging(log_format))
     else:
         _load_file(Path(log_config))
     if log_config is None or level != logging.INFO:
@@ -85,6 +106,14 @@ def configure(log_config: str | None, level: int, access_log: bool) -> None:
         access.handlers = []
         access.propagate = False
         access.disabled = True
+
+
+def _default_logging(log_format: str) -> dict[str, Any]:
+    if log_format != "json":
+        return DEFAULT_LOGGING
+    settings: dict[str, Any] = json.loads(json.dumps(DEFAULT_LOGGING))
+    settings["formatters"]["default"] = {"()": "levante.server.logs.JSONFormatter"}
+    return settings
 
 
 def _load_file(path: Path) -> None:

@@ -203,7 +203,7 @@ def prepare(config: Config) -> None:
         if not os.path.isfile(config.env_file):
             raise ConfigError(f"--env-file: no such file {config.env_file!r}")
         load_dotenv(config.env_file, override=False)
-    logs.configure(config.log_config, config.log_level_number, config.access_log)
+    logs.configure(config.log_config, config.log_level_number, config.access_log, config.log_format)
     app_dir = os.path.abspath(config.app_dir)
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from levante.server.config import Config
+from levante.server.accesslog import AccessLog
 from levante.server.proxy import TrustedPeers
 from levante.server.tls import server_certificate
 
@@ -32,6 +33,7 @@ class ServerState:
         #: The app's lifespan state; each request gets a shallow copy.
         self.app_state: dict[str, Any] = {}
         self.access_log = config.access_log
+        self.access = AccessLog(config.access_log_format, config.log_format == "json")
         #: PEM of our certificate, for the ``tls`` scope extension (None without TLS).
         self.tls_server_cert = server_certificate(config)
         #: Who may speak for the client (forwarding headers, PROXY protocol); None: off.

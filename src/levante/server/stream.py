@@ -247,11 +247,12 @@ class HTTPStream:
         state = self.state
         if state == STARTED:
             # The writer checks the first body against the Content-Length it finds
-            # while serialising the head, before anything is written.
+            # while serialising the head, before anything is written. (Counted first:
+            # a complete response is logged from inside write_head.)
+            self.sent_length = len(body)
             self.declared_length = self.writer.write_head(
                 self, self.status, self.held_headers, body, more
             )
-            self.sent_length = len(body)
         elif state == BODY:
             if self.declared_length >= 0 and not self.no_body:
                 self._count(len(body), more)

@@ -596,18 +596,12 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._resume_reading()
 
     def _log_access(self, stream: HTTPStream) -> None:
-        scope = stream.scope
-        query = scope["query_string"]
-        target = scope["raw_path"] + (b"?" + query if query else b"")
-        client = self.client
-        access_logger.info(
-            '%s - "%s %s HTTP/%s" %d %.1fms',
-            f"{client[0]}:{client[1]}" if client else "-",
-            scope.get("method", "GET"),
-            target.decode("latin-1"),
-            scope["http_version"],
+        self.state.access.log(
+            stream.scope,
             stream.status,
-            (perf_counter() - stream.start_time) * 1000.0,
+            stream.sent_length,
+            list(stream.held_headers),
+            perf_counter() - stream.start_time,
         )
 
     # -- Writer interface (used by HTTPStream) --------------------------------
