@@ -99,6 +99,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "deadline",
         "expect_continue",
         "extensions",
+        "forwarded",
         "fresh",
         "gate",
         "head_pending",
@@ -332,6 +333,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.content_length = -1
         self.chunked = False
         self.upgrade_ws = False
+        self.forwarded = False
         self.body_size = 0
 
     def on_message_begin(self) -> None:
@@ -386,6 +388,8 @@ class HTTP1Protocol(asyncio.Protocol):
                 self.expect_continue = True
             else:
                 self._fail_parse(417, "Only 'Expect: 100-continue' is supported")
+        else:  # a forwarding header: the scope is rewritten if the peer is trusted
+            self.forwarded = True
 
     def _transfer_encoding(self, value: bytes) -> None:
         self.chunked = True
@@ -477,7 +481,7 @@ class HTTP1Protocol(asyncio.Protocol):
             "state": self.state.app_state.copy(),
             "extensions": self.extensions.copy(),
         }
-        if self.trusted_proxy:
+        if self.forwarded and self.trusted_proxy:
             apply_forwarded(scope, self.state.forwarded)  # type: ignore[arg-type]
         stream = HTTPStream(self, scope, method == "HEAD")
         if self.access_log:
@@ -867,7 +871,13 @@ class _Queued:
         pass
 
 
-_SPECIAL = frozenset((b"host", b"content-length", b"expect", b"transfer-encoding", b"upgrade"))
+#: Headers looked at while parsing (one set lookup per header spots them all).
+_FORWARDING = frozenset(
+    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+)
+_SPECIAL = frozenset(
+    (b"host", b"content-length", b"expect", b"transfer-encoding", b"upgrade", *_FORWARDING)
+)
 _FRAMING = frozenset((b"content-length", b"connection", b"transfer-encoding"))
 _FORBIDDEN_TRAILERS = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"trailer")
