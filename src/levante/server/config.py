@@ -145,6 +145,10 @@ class Config:
     log_format: Literal["text", "json"] = option(
         "text", "Log lines as text, or as one JSON object per line (access lines with fields)."
     )
+    metrics_port: int | None = option(
+        None, "Serve Prometheus metrics on this port (needs levante[metrics])."
+    )
+    metrics_host: str = option("127.0.0.1", "Bind the --metrics-port listener to this host.")
     server_header: bool = option(True, "Send a 'server: levante' header.")
     date_header: bool = option(True, "Send a 'date' header (refreshed once a second).")
     timeout_keep_alive: float = option(

@@ -19,6 +19,7 @@ from levante.server.errors import ConfigError
 from levante.server.importer import load_app
 from levante.server.interface import adapt
 from levante.server.lifespan import Lifespan
+from levante.server.metrics import serve_metrics, stop_metrics
 from levante.server.protocols.http1 import HTTP1Protocol
 from levante.server.sockets import bind_sockets, describe
 from levante.server.state import ServerState
@@ -74,6 +75,7 @@ class Server:
         except BaseException:
             await lifespan.shutdown()
             raise
+        metrics = self._serve_metrics()
         self.started.set()
         self._tick()  # the first tick sees the server started (a worker reports ready)
         try:
@@ -81,6 +83,8 @@ class Server:
         finally:
             await self._shutdown(state)
             await lifespan.shutdown()
+            if metrics is not None:
+                stop_metrics(metrics)
             logger.info("Finished server process [%d]", os.getpid())
 
     async def _listen(self, state: ServerState, app: ASGIApp) -> None:
@@ -104,6 +108,15 @@ class Server:
                 logger.info(
                     "Levante running on %s (Press CTRL+C to quit)", where, extra={"url": where}
                 )
+
+    def _serve_metrics(self) -> Any:
+        # A worker's figures are served by its supervisor, summed over the workers.
+        port = self.config.metrics_port
+        if port is None or self.given_sockets is not None:
+            return None
+        handle = serve_metrics(self.config.metrics_host, port)
+        logger.info("Metrics on http://%s:%d/metrics", self.config.metrics_host, port)
+        return handle
 
     def _tick(self) -> None:
         # Once a second: refresh the date header and enforce connection timeouts.

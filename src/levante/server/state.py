@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from levante.server.config import Config
 from levante.server.accesslog import AccessLog
+from levante.server.metrics import Metrics
 from levante.server.proxy import TrustedPeers
 from levante.server.tls import server_certificate
 
@@ -34,6 +35,8 @@ class ServerState:
         self.app_state: dict[str, Any] = {}
         self.access_log = config.access_log
         self.access = AccessLog(config.access_log_format, config.log_format == "json")
+        #: Prometheus metrics, or None without --metrics-port.
+        self.metrics = Metrics() if config.metrics_port is not None else None
         #: PEM of our certificate, for the ``tls`` scope extension (None without TLS).
         self.tls_server_cert = server_certificate(config)
         #: Who may speak for the client (forwarding headers, PROXY protocol); None: off.

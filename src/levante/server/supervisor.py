@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import time
@@ -42,6 +43,7 @@ from typing import Any
 
 from levante.server.config import Config
 from levante.server.errors import ConfigError
+from levante.server.metrics import multiprocess_dir, serve_metrics, stop_metrics, worker_exited
 from levante.server.sockets import bind_sockets, describe
 
 logger = logging.getLogger("levante.error")
@@ -100,6 +102,7 @@ class Supervisor:
     def run(self) -> int:
         self._install_signals()
         watcher = self._watcher()
+        metrics = self._serve_metrics()
         try:
             for _ in range(self.config.workers or 1):
                 self._add_slot()
@@ -116,6 +119,9 @@ class Supervisor:
         finally:
             if watcher is not None:
                 watcher.stop()
+            if metrics is not None:
+                stop_metrics(metrics[0])
+                shutil.rmtree(metrics[1], ignore_errors=True)
             self._close_sockets()
         logger.info("Stopped supervisor process [%d]", os.getpid())
         return 0
@@ -130,6 +136,18 @@ class Supervisor:
         with contextlib.suppress(BlockingIOError):
             while self._wake_r.recv(64):
                 pass
+
+    def _serve_metrics(self) -> tuple[Any, str] | None:
+        """With --metrics-port: the workers' metric files folder, and its server."""
+        port = self.config.metrics_port
+        if port is None:
+            return None
+        folder = multiprocess_dir()
+        handle = serve_metrics(self.config.metrics_host, port)
+        logger.info(
+            "Metrics of all workers on http://%s:%d/metrics", self.config.metrics_host, port
+        )
+        return handle, folder
 
     def _watcher(self) -> Any:
         if not self.config.reload:
@@ -228,6 +246,8 @@ class Supervisor:
             for worker in [w for w in slot.workers if not w.process.is_alive()]:
                 worker.process.join()
                 slot.workers.remove(worker)
+                if worker.process.pid is not None:
+                    worker_exited(worker.process.pid)
                 if not worker.retiring and not self.stopping:
                     self._note_death(slot, worker, now)
             if not self.stopping and not self._serving(slot) and now >= slot.restart_at:

@@ -129,6 +129,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "upgrade_remaining",
         "upgrade_ws",
         "upgraded",
+        "upgraded_to_websocket",
         "url",
         "ws_pending",
     )
@@ -171,6 +172,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.extensions: dict[str, Any] = _EXTENSIONS
         #: No request has begun on this connection yet.
         self.fresh = True
+        #: The socket now belongs to a WebSocket protocol (metrics count it there).
+        self.upgraded_to_websocket = False
         #: The peer may set the client address and scheme with forwarding headers.
         self.trusted_proxy = False
         #: Bytes of a PROXY protocol header not yet complete; None once read (or off).
@@ -182,6 +185,8 @@ class HTTP1Protocol(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, hence the cast.
         self.transport = cast(asyncio.Transport, transport)
         self.state.connections.add(self)
+        if self.state.metrics is not None:
+            self.state.metrics.connections.inc()
         self.server, self.client = _addresses(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
@@ -209,6 +214,8 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
+        if self.state.metrics is not None and not self.upgraded_to_websocket:
+            self.state.metrics.connections.dec()
         self.closing = True
         for stream in (self.current, self.reading, *self.pipeline):
             if stream is not None:
@@ -551,6 +558,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self.state.connections.discard(self)
         self.state.connections.add(connection)
         transport.set_protocol(connection)
+        self.upgraded_to_websocket = True
+        if self.state.metrics is not None:  # the connection is counted as a WebSocket now
+            self.state.metrics.connections.dec()
+            self.state.metrics.websockets.inc()
         pending, self.ws_pending = self.ws_pending, b""
         if pending:
             self.loop.call_soon(connection.data_received, pending)
@@ -572,9 +583,13 @@ class HTTP1Protocol(asyncio.Protocol):
         self._start(stream)
 
     def _response_complete(self, stream: HTTPStream) -> None:
-        self.state.total_requests += 1
+        state = self.state
+        state.total_requests += 1
         if self.access_log:
             self._log_access(stream)
+        if state.metrics is not None:
+            method = stream.scope.get("method", "GET")
+            state.metrics.response(method, stream.status, perf_counter() - stream.start_time)
         if self.current is stream:
             self.current = None
         if self.resp_close or self.closing:

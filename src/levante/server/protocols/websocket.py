@@ -48,6 +48,8 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.state.connections.discard(self)
+        if self.state.metrics is not None:
+            self.state.metrics.websockets.dec()
         self.session.feed_disconnect()
         self.gate.close()
         self.state.check_drained()
