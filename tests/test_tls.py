@@ -171,3 +171,36 @@ def test_tls_settings_that_cannot_work_are_named(
     config = Config.resolve({**base, **settings}, environ={})
     with pytest.raises(ConfigError, match=message):
         server_context(config)
+
+
+def test_an_encrypted_key_with_its_password(
+    serve: Callable[..., Running], server_files: dict[str, str], ca: trustme.CA, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    cert = ca.issue_cert("127.0.0.1")
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
+    encrypted = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"s3cret"),
+    )
+    keyfile, certfile = tmp_path / "key.pem", tmp_path / "cert.pem"
+    keyfile.write_bytes(encrypted)
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    app, _ = recorder()
+    server = serve(
+        app, ssl_certfile=str(certfile), ssl_keyfile=str(keyfile), ssl_keyfile_password="s3cret"
+    )
+    with httpx.Client(verify=ssl.create_default_context(cafile=server_files["ca"])) as client:
+        assert client.get(f"https://127.0.0.1:{server.port}/").text == "https"
+    wrong = Config.resolve(
+        {
+            "ssl_certfile": str(certfile),
+            "ssl_keyfile": str(keyfile),
+            "ssl_keyfile_password": "nope",
+        },
+        environ={},
+    )
+    with pytest.raises(ConfigError, match="cannot load"):
+        server_context(wrong)
