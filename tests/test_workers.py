@@ -210,3 +210,21 @@ def test_a_worker_whose_event_loop_is_stuck_is_replaced(
 def _ignore(call: Callable[[], Any]) -> None:
     with contextlib.suppress(Exception):  # the blocked request dies with its worker
         call()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(
+    supervisor: Callable[..., tuple[Child, int]],
+) -> None:
+    child, port = supervisor("--workers", "2")
+    workers = pids_seen(port, 2)
+    child.popen.kill()
+    child.popen.wait(DEADLINE)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(lambda: all(gone(pid) for pid in workers), "the orphaned workers to stop")

@@ -5,6 +5,7 @@ after ``--limit-max-requests`` (with jitter) so the supervisor replaces it."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
 import time
@@ -25,9 +26,14 @@ def worker_main(
 
     prepare(config)
     limit = max_requests(config)
+    supervisor = os.getppid()
 
     def beat(server: Server) -> None:
         heartbeat.value = time.monotonic()
+        if os.getppid() != supervisor and not server.should_exit.is_set():
+            # The supervisor is gone (killed): nobody would replace or stop us.
+            logger.warning("The supervisor [%d] is gone: stopping", supervisor)
+            server.should_exit.set()
         if not ready.is_set() and server.started.is_set():
             ready.set()
         state = server.state
