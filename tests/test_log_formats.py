@@ -66,3 +66,10 @@ def test_missing_atoms_and_headers_are_dashes() -> None:
         "-",
         1,
     )
+
+
+def test_a_format_that_cannot_be_filled_is_refused_at_start_up(start: Callable[..., Child]) -> None:
+    child = start(APP, "--port", str(free_port()), "--access-log-format", "100% %(s)s")
+    assert child.finish() == 1
+    assert "--access-log-format '100% %(s)s'" in child.output
+    assert "a literal % is %%" in child.output

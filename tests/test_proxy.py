@@ -49,7 +49,11 @@ def ask(port: int, headers: str = "", prefix: bytes = b"") -> dict[str, Any]:
 def test_forwarded_headers_from_a_trusted_peer_set_client_scheme_and_host(
     serve: Callable[..., Running],
 ) -> None:
-    server = serve(echo_scope, forwarded_allow_ips="127.0.0.1")
+    server = serve(
+        echo_scope,
+        forwarded_allow_ips="127.0.0.1",
+        forwarded_headers="x-forwarded-for,x-forwarded-proto,x-forwarded-host",
+    )
     answer = ask(
         server.port,
         "X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\n"
@@ -59,14 +63,37 @@ def test_forwarded_headers_from_a_trusted_peer_set_client_scheme_and_host(
     assert answer == {"client": ["203.0.113.7", 0], "scheme": "https", "host": "shop.example"}
 
 
-def test_rfc_7239_forwarded_wins_over_x_forwarded(serve: Callable[..., Running]) -> None:
-    server = serve(echo_scope, forwarded_allow_ips="127.0.0.1")
+def test_rfc_7239_forwarded_when_the_proxy_sets_it(serve: Callable[..., Running]) -> None:
+    server = serve(echo_scope, forwarded_allow_ips="127.0.0.1", forwarded_headers="forwarded")
     answer = ask(
         server.port,
         'Forwarded: for="[2001:db8::17]:4711";proto=https;host=api.example\r\n'
         "X-Forwarded-For: 198.51.100.1\r\n",
     )
     assert answer == {"client": ["2001:db8::17", 4711], "scheme": "https", "host": "api.example"}
+
+
+def test_headers_the_proxy_does_not_set_cannot_be_forged_through_it(
+    serve: Callable[..., Running],
+) -> None:
+    # The default: the proxy sets X-Forwarded-For and -Proto (nginx, ALB). A client's own
+    # Forwarded and X-Forwarded-Host pass through such a proxy unchanged: not honoured.
+    server = serve(echo_scope)
+    answer = ask(
+        server.port,
+        "Forwarded: for=6.6.6.6;proto=https;host=evil.example\r\n"
+        "X-Forwarded-Host: evil.example\r\n"
+        "X-Forwarded-For: 203.0.113.9\r\n",
+    )
+    assert answer == {"client": ["203.0.113.9", 0], "scheme": "http", "host": "origin"}
+
+
+def test_an_unknown_forwarding_header_name_is_a_configuration_error() -> None:
+    from levante.server.errors import ConfigError
+    from levante.server.proxy import honoured_headers
+
+    with pytest.raises(ConfigError, match="x-real-ip is not one of"):
+        honoured_headers("x-forwarded-for,x-real-ip")
 
 
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(
@@ -106,7 +133,7 @@ def test_x_forwarded_for_takes_the_nearest_untrusted_hop(
         "scheme": "http",
         "headers": [(b"x-forwarded-for", header.encode())],
     }
-    apply_forwarded(scope, TrustedPeers(trusted, "test"))
+    apply_forwarded(scope, TrustedPeers(trusted, "test"), frozenset({b"x-forwarded-for"}))
     assert scope["client"][0] == (client or "10.0.0.1")
 
 
@@ -117,7 +144,7 @@ def test_websocket_scheme_follows_the_forwarded_proto() -> None:
         "scheme": "ws",
         "headers": [(b"x-forwarded-proto", b"https")],
     }
-    apply_forwarded(scope, TrustedPeers("127.0.0.1", "test"))
+    apply_forwarded(scope, TrustedPeers("127.0.0.1", "test"), frozenset({b"x-forwarded-proto"}))
     assert scope["scheme"] == "wss"
 
 
@@ -248,3 +275,27 @@ def test_a_connection_without_the_header_is_closed_and_the_server_goes_on(
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(100) == b""
     assert ask(server.port, prefix=b"PROXY UNKNOWN\r\n")["client"][0] == "127.0.0.1"
+
+
+def test_behind_the_proxy_protocol_the_clients_own_forwarding_headers_are_ignored(
+    serve: Callable[..., Running],
+) -> None:
+    # HAProxy in TCP mode relays the client's bytes: its X-Forwarded-* are the client's.
+    server = serve(echo_scope, proxy_protocol=True)
+    answer = ask(
+        server.port,
+        "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n",
+        prefix=b"PROXY TCP4 203.0.113.7 192.0.2.2 56324 443\r\n",
+    )
+    assert answer["client"] == ["203.0.113.7", 56324]
+    assert answer["scheme"] == "http"
+
+
+def test_proxy_protocol_with_tls_is_refused_at_start_up() -> None:
+    from levante.server import Config
+    from levante.server.errors import ConfigError
+    from levante.server.tls import server_context
+
+    config = Config.resolve({"proxy_protocol": True, "ssl_certfile": "cert.pem"}, environ={})
+    with pytest.raises(ConfigError, match="--proxy-protocol with --ssl-certfile"):
+        server_context(config)

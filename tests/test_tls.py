@@ -4,6 +4,7 @@ the TLS port answered without harming the server."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import warnings
@@ -204,3 +205,29 @@ def test_an_encrypted_key_with_its_password(
     )
     with pytest.raises(ConfigError, match="cannot load"):
         server_context(wrong)
+
+
+def test_websockets_over_tls_carry_the_tls_extension(
+    serve: Callable[..., Running], server_files: dict[str, str]
+) -> None:
+    from websockets.sync.client import connect
+
+    scopes: Scopes = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scopes.append(scope)
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1000})
+
+    server = serve(app, **tls_settings(server_files))
+    context = ssl.create_default_context(cafile=server_files["ca"])
+    with (
+        connect(f"wss://127.0.0.1:{server.port}/", ssl=context) as ws,
+        contextlib.suppress(Exception),
+    ):
+        ws.recv(timeout=5)
+    assert scopes[0]["scheme"] == "wss"
+    assert scopes[0]["extensions"]["tls"]["server_cert"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "websocket.http.response" in scopes[0]["extensions"]

@@ -152,7 +152,7 @@ def test_limit_max_requests_recycles_workers_under_load_without_a_failed_request
     with Load(port) as load:
         wait_until(lambda: len(load.pids) >= 4 and load.done > 200, "workers to be recycled")
     assert load.failures == []
-    assert "stopping to be replaced" in child.output
+    assert "asking to be replaced" in child.output
 
 
 def test_sigterm_lets_requests_in_flight_finish(
@@ -228,3 +228,28 @@ def test_workers_stop_when_the_supervisor_is_killed(
         return False
 
     wait_until(lambda: all(gone(pid) for pid in workers), "the orphaned workers to stop")
+
+
+def test_an_app_that_never_starts_stops_the_supervisor_with_status_3(
+    start: Callable[..., Child],
+) -> None:
+    child = start("tests.apps.broken_import:app", "--workers", "2", "--port", str(free_port()))
+    assert child.finish(DEADLINE) == 3
+    assert "failed to start" in child.output
+
+
+def test_a_recycled_worker_is_replaced_before_it_stops(
+    supervisor: Callable[..., tuple[Child, int]],
+) -> None:
+    child, port = supervisor("--workers", "1", "--limit-max-requests", "5")
+    first = get(port)
+    for _ in range(5):
+        get(port)
+    child.wait_line("asking to be replaced")
+    # A slow request on the old worker does not stop the new one from answering.
+    slow = threading.Thread(
+        target=lambda: _ignore(lambda: get(port, "/slow?seconds=5", timeout=DEADLINE))
+    )
+    wait_until(lambda: get(port) != first, "the successor to answer")
+    slow.start()
+    slow.join(DEADLINE)

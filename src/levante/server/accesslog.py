@@ -88,6 +88,8 @@ class AccessLog:
     def __init__(self, fmt: str | None, json_fields: bool) -> None:
         self.fmt = fmt
         self.json_fields = json_fields
+        if fmt is not None:
+            check_format(fmt)
 
     def log(
         self,
@@ -122,6 +124,26 @@ class AccessLog:
             status,
             seconds * 1000.0,
         )
+
+
+def check_format(fmt: str) -> None:
+    """Refuse a format that cannot be filled in (at start-up, not on every request)."""
+    from levante.server.errors import ConfigError
+
+    sample = {
+        "client": ("127.0.0.1", 1),
+        "method": "GET",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [],
+        "http_version": "1.1",
+    }
+    try:
+        fmt % atoms(sample, 200, 0, [], 0.0)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(
+            f"--access-log-format {fmt!r}: {exc} (atoms are written %(h)s; a literal % is %%)"
+        ) from None
 
 
 def _fields(found: Atoms) -> dict[str, Any]:

@@ -121,6 +121,13 @@ class Config:
         "'unix' for Unix-socket peers, '*' for all.",
         metavar="IPS",
     )
+    forwarded_headers: str = option(
+        "x-forwarded-for,x-forwarded-proto",
+        "The forwarding headers your proxy sets (or removes), comma-separated, from: "
+        "forwarded, x-forwarded-for, x-forwarded-proto, x-forwarded-host. One it passes "
+        "through from the client would let the client choose the value.",
+        metavar="NAMES",
+    )
     proxy_protocol: bool = option(
         False,
         "Expect a PROXY protocol header (HAProxy, v1 or v2) first on every connection; "

@@ -69,3 +69,7 @@ WS_CLOSE_TIMEOUT = 10.0
 #: runs every second; uvicorn waits 5 s, gunicorn's --timeout is 30 s: 10 s leaves
 #: room for a busy loop without keeping a stuck worker long.
 WORKER_HEALTHCHECK_TIMEOUT = 10.0
+
+#: On shutdown, a connection accepted just before the listener closed gets this many
+#: seconds (plus up to one tick) to send its first request; a client sends it at once.
+SHUTDOWN_FIRST_REQUEST = 2.0

@@ -23,6 +23,7 @@ from levante.server.metrics import serve_metrics, stop_metrics
 from levante.server.protocols.http1 import HTTP1Protocol
 from levante.server.sockets import bind_sockets, describe
 from levante.server.state import ServerState
+from levante.server.tls import SHUTDOWN_TIMEOUT as TLS_SHUTDOWN_TIMEOUT
 from levante.server.tls import server_context
 
 logger = logging.getLogger("levante.error")
@@ -98,9 +99,10 @@ class Server:
 
         sockets = self.given_sockets or bind_sockets(config)
         for sock in sockets:
-            server = await loop.create_server(
-                factory, sock=sock, backlog=config.backlog, ssl=context
-            )
+            tls: dict[str, Any] = {"ssl": context}
+            if context is not None:
+                tls["ssl_shutdown_timeout"] = TLS_SHUTDOWN_TIMEOUT
+            server = await loop.create_server(factory, sock=sock, backlog=config.backlog, **tls)
             self._servers.append(server)
             self.sockets.extend(server.sockets)
             where = describe(sock, scheme)
@@ -138,6 +140,10 @@ class Server:
         state.shutting_down = True
         for server in self._servers:
             server.close()
+        # Connections the loop accepted before the listeners closed may still be on
+        # their way to connection_made: let them arrive, to be answered, not dropped.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         for conn in list(state.connections):
             conn.shutdown()
         state.check_drained()

@@ -68,20 +68,41 @@ class TrustedPeers:
 # -- forwarded headers ---------------------------------------------------------------
 
 
-def apply_forwarded(scope: dict[str, Any], trusted: TrustedPeers) -> None:
+#: The forwarding headers that can be honoured (``--forwarded-headers`` picks some).
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host")
+
+
+def honoured_headers(spec: str) -> frozenset[bytes]:
+    """``x-forwarded-for,x-forwarded-proto`` → the header names to read."""
+    names = {name.strip().lower() for name in spec.split(",") if name.strip()}
+    unknown = names - set(FORWARDING_HEADERS)
+    if unknown:
+        raise ConfigError(
+            f"--forwarded-headers: {', '.join(sorted(unknown))} is not one of "
+            f"{', '.join(FORWARDING_HEADERS)}"
+        )
+    return frozenset(name.encode() for name in names)
+
+
+def apply_forwarded(
+    scope: dict[str, Any], trusted: TrustedPeers, honoured: frozenset[bytes]
+) -> None:
     """Rewrite `scope` (client, scheme, Host header) from the forwarding headers its
-    trusted peer sent. ``Forwarded`` wins over the ``X-Forwarded-*`` family."""
+    trusted peer sent: only those in `honoured` (the ones the proxy sets or removes;
+    one a proxy passes through unchanged is the client's to forge)."""
     forwarded: list[bytes] = []
     xff: list[bytes] = []
     proto = host = None
     for name, value in scope["headers"]:
+        if name not in honoured:
+            continue
         if name == b"forwarded":
             forwarded.append(value)
         elif name == b"x-forwarded-for":
             xff.append(value)
         elif name == b"x-forwarded-proto":
             proto = value
-        elif name == b"x-forwarded-host":
+        else:
             host = value
     if forwarded:
         hops = _forwarded_elements(b",".join(forwarded).decode("latin-1"))
@@ -113,12 +134,12 @@ def _set(scope: dict[str, Any], client: str | None, proto: str | None, host: str
     if node is not None and _is_address(node):
         scope["client"] = (node, _node_port(client or ""))
     if proto:
-        proto = proto.lower()
-        if proto in ("http", "https"):
+        secure = {"https": True, "wss": True, "http": False, "ws": False}.get(proto.lower())
+        if secure is not None:
             if scope["type"] == "websocket":
-                scope["scheme"] = "wss" if proto == "https" else "ws"
+                scope["scheme"] = "wss" if secure else "ws"
             else:
-                scope["scheme"] = proto
+                scope["scheme"] = "https" if secure else "http"
     if host:
         scope["headers"] = [
             (name, host.encode("latin-1")) if name == b"host" else (name, value)
@@ -154,9 +175,11 @@ def _split_outside_quotes(text: str, separator: str) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     quoted = False
+    escaped = False
     for char in text:
-        if char == '"':
+        if char == '"' and not escaped:
             quoted = not quoted
+        escaped = char == "\\" and not escaped
         if char == separator and not quoted:
             parts.append("".join(current))
             current = []

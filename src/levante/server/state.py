@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from levante.server.config import Config
 from levante.server.accesslog import AccessLog
 from levante.server.metrics import Metrics
-from levante.server.proxy import TrustedPeers
+from levante.server.proxy import TrustedPeers, honoured_headers
 from levante.server.tls import server_certificate
 
 
@@ -45,6 +45,7 @@ class ServerState:
             if config.proxy_headers
             else None
         )
+        self.forwarded_headers = honoured_headers(config.forwarded_headers)
         self.proxy_protocol = (
             TrustedPeers(config.proxy_protocol_allow_ips, "--proxy-protocol-allow-ips")
             if config.proxy_protocol

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -65,6 +66,7 @@ class Worker:
     process: SpawnProcess
     heartbeat: Synchronized[float]
     ready: Any  # multiprocessing Event
+    recycle: Synchronized[int]  # the worker asks to be replaced (--limit-max-requests)
     started_at: float
     retiring: bool = False
 
@@ -90,9 +92,16 @@ class Supervisor:
             hasattr(socket, "SO_REUSEPORT") and config.uds is None and config.fd is None
         )
         self.slots: list[Slot] = []
+        #: Removed slots whose workers are still finishing.
+        self.closing: list[Slot] = []
         self.shared: list[socket.socket] | None = None
         self.pending: deque[int] = deque()
         self.stopping = False
+        #: 3 when the app never started (as gunicorn's "worker failed to boot").
+        self.exit_status = 0
+        #: A worker has listened since the supervisor started.
+        self.ever_ready = False
+        self.metrics_dir: str | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -102,8 +111,9 @@ class Supervisor:
     def run(self) -> int:
         self._install_signals()
         watcher = self._watcher()
-        metrics = self._serve_metrics()
+        metrics = None
         try:
+            metrics = self._serve_metrics()
             for _ in range(self.config.workers or 1):
                 self._add_slot()
             self._announce()
@@ -114,17 +124,19 @@ class Supervisor:
                 self._wait()
                 self._handle_signals()
                 self._reap()
+                self._check_recycling()
                 self._check_health()
-            self._stop_all()
         finally:
+            self._stop_all()  # also after an unexpected error: no worker outlives us
             if watcher is not None:
                 watcher.stop()
             if metrics is not None:
                 stop_metrics(metrics[0])
-                shutil.rmtree(metrics[1], ignore_errors=True)
+            if self.metrics_dir is not None:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
             self._close_sockets()
         logger.info("Stopped supervisor process [%d]", os.getpid())
-        return 0
+        return self.exit_status
 
     def _wait(self) -> None:
         sentinels = [w.process.sentinel for s in self.slots for w in s.workers]
@@ -142,7 +154,7 @@ class Supervisor:
         port = self.config.metrics_port
         if port is None:
             return None
-        folder = multiprocess_dir()
+        self.metrics_dir = folder = multiprocess_dir()
         handle = serve_metrics(self.config.metrics_host, port)
         logger.info(
             "Metrics of all workers on http://%s:%d/metrics", self.config.metrics_host, port
@@ -176,8 +188,10 @@ class Supervisor:
             self._wake_w.send(b"\0")
 
     def _handle_signals(self) -> None:
-        while self.pending:
+        while self.pending and not self.stopping:
             sig = self.pending.popleft()
+            if sig == _RELOAD and _RELOAD in self.pending:
+                continue  # several saves in a row: one restart, for the last
             if sig in (signal.SIGINT, signal.SIGTERM):
                 logger.info("Received %s: stopping the workers", signal.Signals(sig).name)
                 self.stopping = True
@@ -189,8 +203,9 @@ class Supervisor:
             elif sig == signal.SIGTTIN:
                 self._add_slot()
                 logger.info("Received SIGTTIN: %d workers", len(self.slots))
-            elif sig == signal.SIGTTOU and len(self.slots) > 1:
-                self._remove_slot()
+            elif sig == signal.SIGTTOU:
+                if len(self.slots) > 1:
+                    self._remove_slot()
                 logger.info("Received SIGTTOU: %d workers", len(self.slots))
 
     # -- workers ------------------------------------------------------------------
@@ -201,6 +216,10 @@ class Supervisor:
         slot.workers.append(self._spawn(slot))
 
     def _sockets_for_new_slot(self) -> list[socket.socket]:
+        if self.reuse_port and len(self.slots) >= (self.config.workers or 1):
+            # A worker added by SIGTTIN shares the first slot's socket: removing it
+            # later (SIGTTOU) then closes no socket, and so resets no queued connection.
+            return self.slots[0].sockets
         if self.reuse_port:
             config = self.config
             if self.slots:  # the same address as the first slot (--port 0 picked one)
@@ -215,20 +234,22 @@ class Supervisor:
         slot = self.slots.pop()
         for worker in slot.workers:
             self._retire(worker)
-        self._drain_and_close(slot)
+        self.closing.append(slot)  # its sockets close once its workers are gone
 
     def _spawn(self, slot: Slot) -> Worker:
         from levante.server.worker import worker_main
 
-        heartbeat: Synchronized[float] = _SPAWN.Value("d", time.monotonic())
+        # No locks on these: a worker killed while holding one must not hang us.
+        heartbeat: Synchronized[float] = _SPAWN.Value("d", time.monotonic(), lock=False)
+        recycle: Synchronized[int] = _SPAWN.Value("b", 0, lock=False)
         ready = _SPAWN.Event()
         process = _SPAWN.Process(
             target=worker_main,
-            args=(self.config, slot.sockets, heartbeat, ready),
+            args=(self.config, slot.sockets, heartbeat, ready, recycle),
             name=f"levante-worker-{self.slots.index(slot)}",
         )
         process.start()
-        return Worker(process, heartbeat, ready, time.monotonic())
+        return Worker(process, heartbeat, ready, recycle, time.monotonic())
 
     def _retire(self, worker: Worker) -> None:
         """Ask a worker to stop gracefully (it finishes what it has)."""
@@ -242,6 +263,15 @@ class Supervisor:
 
     def _reap(self) -> None:
         now = time.monotonic()
+        for slot in list(self.closing):
+            for worker in [w for w in slot.workers if not w.process.is_alive()]:
+                worker.process.join()
+                slot.workers.remove(worker)
+            if not slot.workers:
+                self.closing.remove(slot)
+                for sock in slot.sockets:
+                    if not any(sock is other for s in self.slots for other in s.sockets):
+                        sock.close()
         for slot in self.slots:
             for worker in [w for w in slot.workers if not w.process.is_alive()]:
                 worker.process.join()
@@ -255,10 +285,19 @@ class Supervisor:
 
     def _note_death(self, slot: Slot, worker: Worker, now: float) -> None:
         code = worker.process.exitcode
+        if not worker.ready.is_set() and not self.ever_ready and not self.config.reload:
+            # The app has never started under this supervisor: retrying would only
+            # hold the socket with nobody serving it. Stop, as gunicorn does.
+            logger.error(
+                "Worker [%s] failed to start (%s): stopping", worker.process.pid, _status(code)
+            )
+            self.exit_status = 3
+            self.stopping = True
+            return
         logger.warning(
             "Worker [%s] exited with %s; starting another", worker.process.pid, _status(code)
         )
-        if now - worker.started_at < YOUNG and not worker.ready.is_set():
+        if not worker.ready.is_set():
             slot.backoff = min(MAX_BACKOFF, max(0.5, slot.backoff * 2))
             slot.restart_at = now + slot.backoff
         else:
@@ -270,8 +309,10 @@ class Supervisor:
         now = time.monotonic()
         for slot in self.slots:
             for worker in slot.workers:
-                if worker.retiring:
-                    continue
+                if worker.ready.is_set():
+                    self.ever_ready = True
+                if worker.retiring or worker.heartbeat.value == math.inf:
+                    continue  # stopping (it said so by an infinite heartbeat): no ticks now
                 # Until it listens, a worker has START_TIMEOUT (its app may import slowly).
                 allowed = limit if worker.ready.is_set() else START_TIMEOUT
                 silent = now - worker.heartbeat.value
@@ -286,31 +327,48 @@ class Supervisor:
                         os.kill(worker.process.pid, signal.SIGKILL)
                     slot.restart_at = now
 
+    def _check_recycling(self) -> None:
+        """Workers that asked to be replaced get a successor first, then stop."""
+        for slot in self.slots:
+            asking = [w for w in slot.workers if w.recycle.value and not w.retiring]
+            if asking and not self.stopping:
+                self._replace(slot, asking)
+
     def _rolling_restart(self) -> None:
         for slot in list(self.slots):
-            old = [w for w in slot.workers if not w.retiring]
-            new = self._spawn(slot)
-            slot.workers.append(new)
-            if not self._wait_ready(new):
+            if self.stopping:
+                return
+            self._replace(slot, [w for w in slot.workers if not w.retiring])
+
+    def _replace(self, slot: Slot, old: list[Worker]) -> None:
+        """Start a new worker in `slot`; once it listens, retire `old`."""
+        new = self._spawn(slot)
+        slot.workers.append(new)
+        if not self._wait_ready(new):
+            if not self.stopping:
                 logger.error("New worker [%s] did not start; keeping the old one", new.process.pid)
-                self._retire(new)
-                continue
-            for worker in old:
-                self._retire(worker)
+            self._retire(new)
+            return
+        for worker in old:
+            self._retire(worker)
 
     def _wait_ready(self, worker: Worker) -> bool:
+        """Until `worker` listens (True), dies, or a stop signal comes (False)."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if worker.ready.wait(0.1):
                 return True
             if not worker.process.is_alive():
                 return False
+            if any(sig in (signal.SIGINT, signal.SIGTERM) for sig in self.pending):
+                self.stopping = True
+                return False
         return False
 
     # -- stopping ---------------------------------------------------------------------
 
     def _stop_all(self) -> None:
-        workers = [w for s in self.slots for w in s.workers]
+        workers = [w for s in [*self.slots, *self.closing] for w in s.workers]
         for worker in workers:
             self._retire(worker)
         deadline = time.monotonic() + self.config.timeout_graceful_shutdown + 10.0
@@ -321,16 +379,8 @@ class Supervisor:
                 worker.process.kill()
                 worker.process.join()
 
-    def _drain_and_close(self, slot: Slot) -> None:
-        if not self.reuse_port:
-            return
-        for worker in slot.workers:
-            worker.process.join(self.config.timeout_graceful_shutdown + 10.0)
-        for sock in slot.sockets:
-            sock.close()
-
     def _close_sockets(self) -> None:
-        for slot in self.slots:
+        for slot in [*self.slots, *self.closing]:
             for sock in slot.sockets:
                 sock.close()
         if self.config.uds is not None:

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 #: ``--ssl-cert-reqs`` values, as uvicorn takes them (ssl.VerifyMode numbers).
 CERT_REQS = {0: ssl.CERT_NONE, 1: ssl.CERT_OPTIONAL, 2: ssl.CERT_REQUIRED}
+#: Seconds to wait for the peer's close_notify after we close a TLS connection.
+#: Many clients never send it; without a bound each such connection would count
+#: as open (and hold up a graceful shutdown) for asyncio's default 30 s.
+SHUTDOWN_TIMEOUT = 2.0
 #: ALPN protocol ids we speak, most preferred first.
 ALPN_PROTOCOLS = ["http/1.1"]
 #: ASGI's ``tls_version`` numbers (the TLS wire values).
@@ -31,6 +35,13 @@ def server_context(config: Config) -> ssl.SSLContext | None:
         if config.ssl_keyfile is not None:
             raise ConfigError("--ssl-keyfile needs --ssl-certfile")
         return None
+    if config.proxy_protocol:
+        # The PROXY header comes before the TLS handshake, and the TLS layer here
+        # reads first: reading one and then starting the other is not built yet.
+        raise ConfigError(
+            "--proxy-protocol with --ssl-certfile is not supported: terminate TLS at the "
+            "proxy (it then speaks plain HTTP to us), or do without one of them"
+        )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:

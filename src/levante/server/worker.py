@@ -5,6 +5,7 @@ after ``--limit-max-requests`` (with jitter) so the supervisor replaces it."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -18,7 +19,11 @@ logger = logging.getLogger("levante.error")
 
 
 def worker_main(
-    config: Config, sockets: list[socket.socket], heartbeat: Synchronized[float], ready: Any
+    config: Config,
+    sockets: list[socket.socket],
+    heartbeat: Synchronized[float],
+    ready: Any,
+    recycle: Synchronized[int],
 ) -> None:
     """The target of each worker process (spawned: this runs in a fresh interpreter)."""
     from levante.server.errors import AppImportError, ConfigError, LifespanFailure
@@ -29,18 +34,23 @@ def worker_main(
     supervisor = os.getppid()
 
     def beat(server: Server) -> None:
+        if server.should_exit.is_set():
+            heartbeat.value = math.inf  # shutting down: the loop may not tick again
+            return
         heartbeat.value = time.monotonic()
-        if os.getppid() != supervisor and not server.should_exit.is_set():
+        if os.getppid() != supervisor:
             # The supervisor is gone (killed): nobody would replace or stop us.
             logger.warning("The supervisor [%d] is gone: stopping", supervisor)
+            heartbeat.value = math.inf
             server.should_exit.set()
         if not ready.is_set() and server.started.is_set():
             ready.set()
         state = server.state
         spent = limit is not None and state is not None and state.total_requests >= limit
-        if spent and not server.should_exit.is_set():
-            logger.info("Served %d requests: stopping to be replaced", limit)
-            server.should_exit.set()
+        if spent and not recycle.value:
+            # The supervisor starts our successor, then stops us: no gap in service.
+            logger.info("Served %d requests: asking to be replaced", limit)
+            recycle.value = 1
 
     try:
         run_server(config, sockets=sockets, on_tick=beat)

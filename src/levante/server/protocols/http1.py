@@ -196,9 +196,6 @@ class HTTP1Protocol(asyncio.Protocol):
                 "tls": connection_info(ssl_object, self.state.tls_server_cert),
             }
         self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
-        if self.state.shutting_down:
-            transport.close()
-            return
         peer = self.client[0] if self.client else None
         forwarded = self.state.forwarded
         self.trusted_proxy = forwarded is not None and peer in forwarded
@@ -211,6 +208,10 @@ class HTTP1Protocol(asyncio.Protocol):
                 transport.close()
                 return
             self.proxy_pending = b""
+        if self.state.shutting_down:
+            # Accepted as the listener closed: the client has sent (or is sending) a
+            # request to us. Answer that one, then close, as for any open connection.
+            self.shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -296,9 +297,14 @@ class HTTP1Protocol(asyncio.Protocol):
             return None
         header, used = found
         self.proxy_pending = None
+        # The HTTP bytes are the client's own (the proxy relays TCP): forwarding
+        # headers count only if that client is itself trusted (never if unknown).
+        forwarded = self.state.forwarded
+        self.trusted_proxy = False
         if header.client is not None:
             self.client = header.client
             self.server = header.server
+            self.trusted_proxy = forwarded is not None and header.client[0] in forwarded
         return buffered[used:]
 
     def _check_stall(self, data: bytes) -> None:
@@ -489,7 +495,7 @@ class HTTP1Protocol(asyncio.Protocol):
             "extensions": self.extensions.copy(),
         }
         if self.forwarded and self.trusted_proxy:
-            apply_forwarded(scope, self.state.forwarded)  # type: ignore[arg-type]
+            apply_forwarded(scope, self.state.forwarded, self.state.forwarded_headers)  # type: ignore[arg-type]
         stream = HTTPStream(self, scope, method == "HEAD")
         if self.access_log:
             stream.start_time = perf_counter()
@@ -855,10 +861,13 @@ class HTTP1Protocol(asyncio.Protocol):
         self.keep_alive = False
         self.stream_keep_alive = False
         current = self.current
-        if self.fresh and self.proxy_pending is None:
-            # Accepted just before the listener closed, its request not here yet: the
-            # client sent it to us, so answer it (then close); the keep-alive deadline
-            # set when it connected still bounds the wait.
+        if (self.fresh and self.proxy_pending is None) or self.phase == HEAD:
+            # Accepted just before the listener closed with its request not here yet,
+            # or a request head arriving: the client sent it to us, so answer it (then
+            # close). A deadline bounds the wait: the header timeout for a head, a
+            # short one for a connection that has sent nothing.
+            if self.phase != HEAD:
+                self.deadline = min(self.deadline, self.state.now + limits.SHUTDOWN_FIRST_REQUEST)
             return
         if current is None or self.phase == IDLE:
             self.closing = True
@@ -1031,7 +1040,11 @@ def _websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if http_scope["scheme"] == "https" else "ws"
     scope["subprotocols"] = subprotocols(http_scope["headers"])
-    scope["extensions"] = {"websocket.http.response": {}}
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    tls = http_scope["extensions"].get("tls")
+    if tls is not None:
+        extensions["tls"] = tls
+    scope["extensions"] = extensions
     return scope
 
 
