@@ -68,3 +68,42 @@ def test_an_async_callable_object_is_asgi() -> None:
             return None
 
     assert detect(App()) == "asgi3"
+
+
+def test_a_hung_wsgi_call_does_not_keep_the_process_alive(
+    start: Callable[..., Child], tmp_path: Any
+) -> None:
+    import threading
+    import time
+
+    port = free_port()
+    child = start(
+        APP,
+        "--interface",
+        "wsgi",
+        "--port",
+        str(port),
+        "--timeout-graceful-shutdown",
+        "1",
+        env={"LEVANTE_TEST_MARKS": str(tmp_path)},
+    )
+    child.wait_line("Levante running on")
+    caller = threading.Thread(
+        target=lambda: _ignore(lambda: httpx.get(f"http://127.0.0.1:{port}/hang", timeout=60))
+    )
+    caller.start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "hanging").exists():
+        assert time.monotonic() < deadline, "the hanging call never started"
+        time.sleep(0.05)
+    child.popen.terminate()
+    assert child.finish(30) == 0
+    assert "Threads still running after shutdown" in child.output
+    caller.join(30)
+
+
+def _ignore(call: Callable[[], Any]) -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        call()

@@ -12,7 +12,13 @@ from typing import Any
 from levante import __version__
 from levante.server.config import ENV_PREFIX, Config, base_type, fields, optional
 from levante.server.errors import AppImportError, ConfigError, LifespanFailure
-from levante.server.main import STARTUP_FAILURE, prepare, run_server, uses_supervisor
+from levante.server.main import (
+    STARTUP_FAILURE,
+    exit_watchdog,
+    prepare,
+    run_server,
+    uses_supervisor,
+)
 
 logger = logging.getLogger("levante.error")
 
@@ -98,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return Supervisor(config).run()
         run_server(config)
+        exit_watchdog(0)
     except AppImportError as exc:
         _report("Error loading ASGI app", exc)
         return 1

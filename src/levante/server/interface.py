@@ -12,7 +12,8 @@ from levante.server.errors import ConfigError
 if TYPE_CHECKING:
     from levante.server.config import Config
 
-_WSGI_NAMES = ("environ", "start_response")
+#: PEP 3333's names, and Falcon's (``env``).
+_WSGI_NAMES = (("environ", "start_response"), ("env", "start_response"))
 
 
 def detect(app: Any) -> str:
@@ -29,7 +30,7 @@ def detect(app: Any) -> str:
         parameters = list(inspect.signature(app).parameters)
     except (TypeError, ValueError):
         return "asgi3"
-    return "wsgi" if tuple(parameters) == _WSGI_NAMES else "asgi3"
+    return "wsgi" if tuple(parameters) in _WSGI_NAMES else "asgi3"
 
 
 def adapt(app: Any, config: Config) -> Any:

@@ -69,14 +69,21 @@ class Server:
         app = adapt(app, self.config)
         logger.info("Started server process [%d]", os.getpid())
         state = self.state = ServerState(self.config, loop)
+        metrics = self._serve_metrics()  # first: a port in use fails before the app starts
         lifespan = Lifespan(app, self.config.lifespan, state.app_state)
-        await lifespan.startup()
+        try:
+            await lifespan.startup()
+        except BaseException:
+            if metrics is not None:
+                stop_metrics(metrics)
+            raise
         try:
             await self._listen(state, app)
         except BaseException:
             await lifespan.shutdown()
+            if metrics is not None:
+                stop_metrics(metrics)
             raise
-        metrics = self._serve_metrics()
         self.started.set()
         self._tick()  # the first tick sees the server started (a worker reports ready)
         try:
@@ -226,6 +233,32 @@ def prepare(config: Config) -> None:
     app_dir = os.path.abspath(config.app_dir)
     if app_dir not in sys.path:
         sys.path.insert(0, app_dir)
+
+
+#: Seconds the interpreter may take to exit after the server has stopped; past that a
+#: thread the app left running (a hung WSGI call) would keep the process alive forever.
+EXIT_GRACE = 5.0
+
+
+def exit_watchdog(status: int = 0) -> None:
+    """End the process if its remaining threads keep it alive past `EXIT_GRACE`."""
+    import threading
+
+    def expire() -> None:
+        names = [
+            t.name
+            for t in threading.enumerate()
+            if not t.daemon and t is not threading.main_thread()
+        ]
+        logger.warning(
+            "Threads still running after shutdown (%s): exiting without them", ", ".join(names)
+        )
+        logging.shutdown()
+        os._exit(status)
+
+    timer = threading.Timer(EXIT_GRACE, expire)
+    timer.daemon = True
+    timer.start()
 
 
 def run_server(

@@ -27,7 +27,7 @@ def worker_main(
 ) -> None:
     """The target of each worker process (spawned: this runs in a fresh interpreter)."""
     from levante.server.errors import AppImportError, ConfigError, LifespanFailure
-    from levante.server.main import Server, prepare, run_server
+    from levante.server.main import Server, exit_watchdog, prepare, run_server
 
     prepare(config)
     limit = max_requests(config)
@@ -54,6 +54,7 @@ def worker_main(
 
     try:
         run_server(config, sockets=sockets, on_tick=beat)
+        exit_watchdog(0)
     except (AppImportError, ConfigError) as exc:
         logger.error("Worker cannot start: %s", exc)
         raise SystemExit(1) from None

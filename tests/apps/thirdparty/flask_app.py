@@ -32,3 +32,16 @@ def stream() -> Response:
 @app.post("/echo")
 def echo() -> Response:
     return Response(request.stream.read(), mimetype="application/octet-stream")
+
+
+@app.get("/hang")
+def hang() -> str:
+    """A WSGI call that never ends in time (its thread outlives the server)."""
+    import os
+    import time
+
+    marks = os.environ.get("LEVANTE_TEST_MARKS")
+    if marks:
+        open(os.path.join(marks, "hanging"), "w").close()
+    time.sleep(120)
+    return "late"
