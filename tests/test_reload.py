@@ -38,25 +38,32 @@ def wait_for_version(port: int, want: int) -> None:
         time.sleep(0.05)
 
 
-def test_edits_are_served_and_broken_code_keeps_the_old_process(
-    start: Callable[..., Child], tmp_path: Path
-) -> None:
-    module = tmp_path / "reload_app.py"
-    module.write_text(APP.format(version=1))
+def serve_reloading(start: Callable[..., Child], folder: Path, *extra: str) -> tuple[Child, int]:
+    """`reload_app.py` (version 1) in `folder`, served with --reload watching it."""
+    (folder / "reload_app.py").write_text(APP.format(version=1))
     port = free_port()
     child = start(
         "reload_app:app",
         "--reload",
         "--reload-dir",
-        str(tmp_path),
+        str(folder),
         "--app-dir",
-        str(tmp_path),
+        str(folder),
+        *extra,
         "--port",
         str(port),
         "--no-access-log",
     )
     child.wait_line("Watching for changes")
     wait_for_version(port, 1)
+    return child, port
+
+
+def test_edits_are_served_and_broken_code_keeps_the_old_process(
+    start: Callable[..., Child], tmp_path: Path
+) -> None:
+    child, port = serve_reloading(start, tmp_path)
+    module = tmp_path / "reload_app.py"
 
     module.write_text(APP.format(version=2))
     child.wait_line("reload_app.py; reloading", DEADLINE)
@@ -78,24 +85,7 @@ def test_edits_are_served_and_broken_code_keeps_the_old_process(
 def test_files_outside_the_include_globs_do_not_reload(
     start: Callable[..., Child], tmp_path: Path
 ) -> None:
-    module = tmp_path / "reload_app.py"
-    module.write_text(APP.format(version=1))
-    port = free_port()
-    child = start(
-        "reload_app:app",
-        "--reload",
-        "--reload-dir",
-        str(tmp_path),
-        "--app-dir",
-        str(tmp_path),
-        "--reload-exclude",
-        "skip_*.py",
-        "--port",
-        str(port),
-        "--no-access-log",
-    )
-    child.wait_line("Watching for changes")
-    wait_for_version(port, 1)
+    child, _ = serve_reloading(start, tmp_path, "--reload-exclude", "skip_*.py")
     (tmp_path / "notes.txt").write_text("not code")
     (tmp_path / "skip_me.py").write_text("x = 1\n")
     (tmp_path / "marker.py").write_text(
