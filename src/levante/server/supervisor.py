@@ -54,8 +54,6 @@ _SPAWN = multiprocessing.get_context("spawn")
 START_TIMEOUT = 60.0
 #: Restart pause after a worker died young: doubles up to this many seconds.
 MAX_BACKOFF = 10.0
-#: A worker that lived less than this many seconds "died young".
-YOUNG = 5.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 #: Not a signal: the reloader's request for a rolling restart, queued the same way.
 _RELOAD = -1
@@ -67,7 +65,6 @@ class Worker:
     heartbeat: Synchronized[float]
     ready: Any  # multiprocessing Event
     recycle: Synchronized[int]  # the worker asks to be replaced (--limit-max-requests)
-    started_at: float
     retiring: bool = False
 
 
@@ -249,7 +246,7 @@ class Supervisor:
             name=f"levante-worker-{self.slots.index(slot)}",
         )
         process.start()
-        return Worker(process, heartbeat, ready, recycle, time.monotonic())
+        return Worker(process, heartbeat, ready, recycle)
 
     def _retire(self, worker: Worker) -> None:
         """Ask a worker to stop gracefully (it finishes what it has)."""

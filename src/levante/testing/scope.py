@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
-from levante.asgi import HTTP_SPEC_VERSION, ASGIVersions, HTTPScope, WebSocketScope
+from levante.asgi import HTTP_SPEC_VERSION, ASGIVersions
 from levante.testing.options import AppOptions
 
 #: Starlette's TestClient extension: the app may send ``{"type": "http.response.debug",
@@ -17,14 +17,12 @@ _ASGI: ASGIVersions = {"version": "3.0", "spec_version": HTTP_SPEC_VERSION}
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
-def http_scope(request: httpx.Request, options: AppOptions) -> dict[str, Any]:
-    """The ``http`` scope for `request`: what a server would pass after parsing it."""
+def _connection(request: httpx.Request, options: AppOptions) -> dict[str, Any]:
+    """What the ``http`` and ``websocket`` scopes share."""
     path, raw_path = _paths(request.url, options.root_path)
-    scope: HTTPScope = {
-        "type": "http",
+    return {
         "asgi": _ASGI,
         "http_version": "1.1",
-        "method": request.method,
         "scheme": request.url.scheme,
         "path": path,
         "raw_path": raw_path,
@@ -34,9 +32,17 @@ def http_scope(request: httpx.Request, options: AppOptions) -> dict[str, Any]:
         "client": options.client,
         "server": _server(request.url),
         "state": options.state.copy(),
+    }
+
+
+def http_scope(request: httpx.Request, options: AppOptions) -> dict[str, Any]:
+    """The ``http`` scope for `request`: what a server would pass after parsing it."""
+    return {
+        "type": "http",
+        "method": request.method,
+        **_connection(request, options),
         "extensions": _http_extensions(options),
     }
-    return cast("dict[str, Any]", scope)
 
 
 def _http_extensions(options: AppOptions) -> dict[str, dict[object, object]]:
@@ -51,24 +57,12 @@ def _http_extensions(options: AppOptions) -> dict[str, dict[object, object]]:
 
 def websocket_scope(request: httpx.Request, options: AppOptions) -> dict[str, Any]:
     """The ``websocket`` scope for the handshake `request` (its URL scheme is ws or wss)."""
-    path, raw_path = _paths(request.url, options.root_path)
-    scope: WebSocketScope = {
+    return {
         "type": "websocket",
-        "asgi": _ASGI,
-        "http_version": "1.1",
-        "scheme": request.url.scheme,
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": request.url.query,
-        "root_path": options.root_path,
-        "headers": _headers(request),
-        "client": options.client,
-        "server": _server(request.url),
+        **_connection(request, options),
         "subprotocols": _subprotocols(request.headers),
-        "state": options.state.copy(),
         "extensions": {"websocket.http.response": {}},
     }
-    return cast("dict[str, Any]", scope)
 
 
 def _paths(url: httpx.URL, root_path: str) -> tuple[str, bytes]:

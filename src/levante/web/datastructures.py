@@ -6,8 +6,8 @@ raw ``(name, value)`` byte pairs the server passed and decodes on lookup.
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Sequence, ValuesView
-from typing import Any, NamedTuple, TypeVar, overload
+from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlencode, urlsplit
 
 _T = TypeVar("_T")
@@ -388,22 +388,3 @@ class State:
 
     def __contains__(self, key: str) -> bool:
         return key in self._state
-
-
-class CommaSeparated(Sequence[str]):
-    """A header value split on commas, stripped, empty items dropped."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, value: str) -> None:
-        self._items = [item.strip() for item in value.split(",") if item.strip()]
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[str]: ...
-    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
-        return self._items[index]
-
-    def __len__(self) -> int:
-        return len(self._items)

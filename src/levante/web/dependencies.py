@@ -83,10 +83,6 @@ class SecurityScopes:
 # -- calling ---------------------------------------------------------------------
 
 
-class DependencyError(RuntimeError):
-    """A generator dependency did not yield exactly once."""
-
-
 def call_kind(func: Callable[..., Any]) -> str:
     """'async', 'sync', 'async_gen' or 'sync_gen' for a function or a callable object."""
     target: Any = func

@@ -156,11 +156,6 @@ class Plan:
     def endpoint(self) -> Call:
         return self.calls[-1]
 
-    @property
-    def is_simple(self) -> bool:
-        """No dependencies and no body: the handler's arguments are the inputs."""
-        return len(self.calls) == 1 and not self.body
-
 
 class _Planner:
     def __init__(

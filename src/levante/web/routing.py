@@ -32,8 +32,6 @@ from levante.web.lifespan import Lifespan, LifespanRunner
 from levante.web.plans import APP_DEPENDENCIES_KEY, AppDependencies
 from levante.web.responses import RedirectResponse, Response
 
-ALL_METHODS = None
-
 
 class URLPath(str):
     """A path from `url_path_for`, which `make_absolute_url` can anchor to a base URL.
@@ -448,7 +446,6 @@ class RouteTable:
         self.static: dict[str, _Leaf] = {}
         self.root = _Node()
         self.hosts: list[Host] = []
-        self.templates: dict[int, PathTemplate] = {}
         for route in routes:
             self._add(route)
 

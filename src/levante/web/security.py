@@ -49,12 +49,19 @@ def _unauthorized(detail: str, challenge: str) -> HTTPException:
     return HTTPException(401, detail, headers={"www-authenticate": challenge})
 
 
-def _split_authorization(request: Request) -> tuple[str, str] | None:
-    header = request.headers.get("authorization")
-    if not header:
-        return None
-    scheme, _, credentials = header.strip().partition(" ")
-    return scheme, credentials.strip()
+def _authorization(
+    request: Request, scheme: str, challenge: str, auto_error: bool
+) -> tuple[str, str] | None:
+    """``Authorization: <scheme> <credentials>`` split (scheme matched without regard
+    to case, RFC 9110 §11.1); otherwise 401 with `challenge`, or None."""
+    header = request.headers.get("authorization") or ""
+    given, _, credentials = header.strip().partition(" ")
+    credentials = credentials.strip()
+    if given.lower() == scheme and credentials:
+        return given, credentials
+    if auto_error:
+        raise _unauthorized("Not authenticated", challenge)
+    return None
 
 
 # -- HTTP authentication (RFC 9110 §11) -----------------------------------------------
@@ -94,10 +101,8 @@ class HTTPBearer(SecurityBase):
         self.auto_error = auto_error
 
     async def __call__(self, request: Request) -> HTTPAuthorizationCredentials | None:
-        parts = _split_authorization(request)
-        if parts is None or parts[0].lower() != "bearer" or not parts[1]:
-            if self.auto_error:
-                raise _unauthorized("Not authenticated", "Bearer")
+        parts = _authorization(request, "bearer", "Bearer", self.auto_error)
+        if parts is None:
             return None
         return HTTPAuthorizationCredentials(scheme=parts[0], credentials=parts[1])
 
@@ -130,10 +135,8 @@ class HTTPBasic(SecurityBase):
         return f'Basic realm="{self.realm}"' if self.realm else "Basic"
 
     async def __call__(self, request: Request) -> HTTPBasicCredentials | None:
-        parts = _split_authorization(request)
-        if parts is None or parts[0].lower() != "basic":
-            if self.auto_error:
-                raise _unauthorized("Not authenticated", self._challenge)
+        parts = _authorization(request, "basic", self._challenge, self.auto_error)
+        if parts is None:
             return None
         try:
             decoded = base64.b64decode(parts[1], validate=True).decode("utf-8")
@@ -237,12 +240,8 @@ class OAuth2PasswordBearer(SecurityBase):
         self.auto_error = auto_error
 
     async def __call__(self, request: Request) -> str | None:
-        parts = _split_authorization(request)
-        if parts is None or parts[0].lower() != "bearer" or not parts[1]:
-            if self.auto_error:
-                raise _unauthorized("Not authenticated", "Bearer")
-            return None
-        return parts[1]
+        parts = _authorization(request, "bearer", "Bearer", self.auto_error)
+        return None if parts is None else parts[1]
 
     def openapi_scheme(self) -> dict[str, Any]:
         flow: dict[str, Any] = {"tokenUrl": self.token_url, "scopes": self.scopes}

@@ -49,10 +49,6 @@ class RequestValidationError(WebError):
         super().__init__(f"{len(self.errors)} validation error(s): {self.errors}")
 
 
-class WebSocketRequestValidationError(RequestValidationError):
-    """As `RequestValidationError`, for a WebSocket: closed with 1008 before accepting."""
-
-
 class ResponseValidationError(WebError):
     """A handler returned a value that does not match its declared response type;
     the server answers 500 (it is the app's bug, not the client's)."""

@@ -129,7 +129,6 @@ class HTTP1Protocol(asyncio.Protocol):
         "upgrade_remaining",
         "upgrade_ws",
         "upgraded",
-        "upgraded_to_websocket",
         "url",
         "ws_pending",
     )
@@ -172,8 +171,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self.extensions: dict[str, Any] = _EXTENSIONS
         #: No request has begun on this connection yet.
         self.fresh = True
-        #: The socket now belongs to a WebSocket protocol (metrics count it there).
-        self.upgraded_to_websocket = False
         #: The peer may set the client address and scheme with forwarding headers.
         self.trusted_proxy = False
         #: Bytes of a PROXY protocol header not yet complete; None once read (or off).
@@ -215,7 +212,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
-        if self.state.metrics is not None and not self.upgraded_to_websocket:
+        if self.state.metrics is not None:  # (after an upgrade the WebSocket protocol's is called)
             self.state.metrics.connections.dec()
         self.closing = True
         for stream in (self.current, self.reading, *self.pipeline):
@@ -564,7 +561,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self.state.connections.discard(self)
         self.state.connections.add(connection)
         transport.set_protocol(connection)
-        self.upgraded_to_websocket = True
         if self.state.metrics is not None:  # the connection is counted as a WebSocket now
             self.state.metrics.connections.dec()
             self.state.metrics.websockets.inc()
