@@ -207,9 +207,10 @@ def test_a_worker_whose_event_loop_is_stuck_is_replaced(
     blocker.join(DEADLINE)
 
 
-def _ignore(call: Callable[[], Any]) -> None:
-    with contextlib.suppress(Exception):  # the blocked request dies with its worker
-        call()
+def _ignore(call: Callable[[], Any]) -> Any:
+    with contextlib.suppress(Exception):  # a request that dies with its worker
+        return call()
+    return None
 
 
 def test_workers_stop_when_the_supervisor_is_killed(
@@ -239,17 +240,30 @@ def test_an_app_that_never_starts_stops_the_supervisor_with_status_3(
 
 
 def test_a_recycled_worker_is_replaced_before_it_stops(
-    supervisor: Callable[..., tuple[Child, int]],
+    supervisor: Callable[..., tuple[Child, int]], tmp_path: Path
 ) -> None:
-    child, port = supervisor("--workers", "1", "--limit-max-requests", "5")
-    first = get(port)
-    for _ in range(5):
-        get(port)
-    child.wait_line("asking to be replaced")
-    # A slow request on the old worker does not stop the new one from answering.
-    slow = threading.Thread(
-        target=lambda: _ignore(lambda: get(port, "/slow?seconds=5", timeout=DEADLINE))
+    child, port = supervisor(
+        "--workers",
+        "1",
+        "--limit-max-requests",
+        "5",
+        "--timeout-graceful-shutdown",
+        "2",
+        env={"LEVANTE_TEST_MARKS": str(tmp_path)},
     )
-    wait_until(lambda: get(port) != first, "the successor to answer")
+    first = get(port)
+    answered: list[Any] = []
+    # A request in flight on the old worker keeps it serving while it is replaced.
+    slow = threading.Thread(
+        target=lambda: answered.append(
+            _ignore(lambda: get(port, "/slow?seconds=60", timeout=DEADLINE))
+        )
+    )
     slow.start()
+    wait_until(lambda: any(tmp_path.iterdir()), "the slow request to be in flight")
+    for _ in range(5):
+        assert get(port) == first
+    child.wait_line("asking to be replaced")
+    wait_until(lambda: get(port) != first, "the successor to answer")
+    assert answered == []  # the old worker had not finished when its successor answered
     slow.join(DEADLINE)

@@ -118,7 +118,7 @@ def verified_login(credentials: Annotated[HTTPBasicCredentials, Depends(basic)])
 
 
 def pagination(
-    offset: Annotated[int, Query(ge=0, le=10_000, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000, description="Items to skip", examples=[20])] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> tuple[int, int]:
     return offset, limit

@@ -62,12 +62,14 @@ def test_parameters_carry_location_requirement_constraints_and_docs(
     assert params["offset"]["in"] == "query"
     assert params["offset"]["required"] is False
     assert params["offset"]["description"] == "Items to skip"
+    assert params["offset"]["example"] == 20
     assert params["offset"]["schema"] == {
         "type": "integer",
         "minimum": 0,
         "maximum": 10000,
         "default": 0,
         "description": "Items to skip",
+        "examples": [20],
     }
     assert params["limit"]["schema"]["maximum"] == 100
     path = document["paths"]["/items/{item_id}"]["get"]["parameters"][0]
