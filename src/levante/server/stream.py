@@ -63,8 +63,8 @@ class Writer(Protocol):
     def body_consumed(self, stream: HTTPStream) -> None:
         """The app took the buffered body: reading may resume."""
 
-    async def wait_writable(self) -> None:
-        """Return when the peer is reading again (the transport resumed writing)."""
+    async def wait_writable(self, stream: HTTPStream) -> None:
+        """Return when `stream` may write again (the peer is reading, its window opened)."""
 
     def abort(self, stream: HTTPStream) -> None:
         """Cut the response short: the peer must see it as incomplete."""
@@ -200,7 +200,7 @@ class HTTPStream:
         if kind == "http.response.body":
             self._send_body(message)
             if self.writing_paused:
-                await self.writer.wait_writable()
+                await self.writer.wait_writable(self)
         elif kind == "http.response.start":
             self._start(message)
         elif kind == "http.response.trailers":
@@ -316,7 +316,7 @@ class HTTPStream:
                 if remaining <= 0:
                     return
                 if self.writing_paused:
-                    await self.writer.wait_writable()
+                    await self.writer.wait_writable(self)
                 if self.disconnected:
                     raise ClientDisconnected("the client disconnected during pathsend")
                 chunk = await loop.run_in_executor(None, file.read, PATHSEND_CHUNK)

@@ -421,6 +421,21 @@ def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
     return None
 
 
+def websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
+    """The ASGI websocket scope for an Upgrade: websocket request."""
+    scope = dict(http_scope)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if http_scope["scheme"] == "https" else "ws"
+    scope["subprotocols"] = subprotocols(http_scope["headers"])
+    extensions: dict[str, Any] = {"websocket.http.response": {}}
+    tls = http_scope["extensions"].get("tls")
+    if tls is not None:
+        extensions["tls"] = tls
+    scope["extensions"] = extensions
+    return scope
+
+
 def subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
     """The subprotocols the client offered, in order."""
     offered: list[str] = []

@@ -14,38 +14,29 @@ from collections import deque
 from collections.abc import Iterable
 from time import perf_counter
 from typing import Any, NoReturn, cast
-from urllib.parse import unquote
 
 import httptools
 
-from levante.asgi import HTTP_SPEC_VERSION, ASGIApp
+from levante.asgi import ASGIApp
 from levante.server import limits
+from levante.server.connection import Peer, peer_name, request_app, response_done
 from levante.server.errors import InvalidMessage, RequestError
 from levante.server.flow import WriteGate
 from levante.server.protocols.websocket import WebSocketProtocol
-from levante.server.proxy import ProxyProtocolError, apply_forwarded, parse_proxy_header
+from levante.server.proxy import ProxyProtocolError, parse_proxy_header
 from levante.server.state import ServerState, start_task
 from levante.server.stream import DONE, HTTPStream, content_length_mismatch
-from levante.server.tls import connection_info
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
     handshake_error,
     handshake_request,
-    subprotocols,
+    websocket_scope,
 )
 
 logger = logging.getLogger("levante.error")
 access_logger = logging.getLogger("levante.access")
 
-_ASGI = {"version": "3.0", "spec_version": HTTP_SPEC_VERSION}
-_TRAILERS_EXT: dict[object, object] = {}
-_PATHSEND_EXT: dict[object, object] = {}
-#: What every request is offered; copied per request (an app may change its copy).
-_EXTENSIONS: dict[str, Any] = {
-    "http.response.trailers": _TRAILERS_EXT,
-    "http.response.pathsend": _PATHSEND_EXT,
-}
 
 # Connection phases, for timeouts.
 IDLE = 0  # between requests: the keep-alive timeout runs
@@ -92,13 +83,11 @@ class HTTP1Protocol(asyncio.Protocol):
         "began",
         "body_size",
         "chunked",
-        "client",
         "closing",
         "content_length",
         "current",
         "deadline",
         "expect_continue",
-        "extensions",
         "forwarded",
         "fresh",
         "gate",
@@ -109,6 +98,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "keep_alive",
         "loop",
         "parser",
+        "peer",
         "pending_error",
         "phase",
         "pipeline",
@@ -164,15 +154,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self.resp_close = False
         self.resp_no_body = False
         self.pending_error: RequestError | None = None
-        self.client: tuple[str, int] | None = None
-        self.server: tuple[str, int | None] | None = None
-        self.scheme = "http"
-        #: The ASGI extensions offered to each request (plus ``tls`` on a TLS connection).
-        self.extensions: dict[str, Any] = _EXTENSIONS
+        #: Addresses, scheme and extensions of the connection's requests.
+        self.peer = Peer(state)
         #: No request has begun on this connection yet.
         self.fresh = True
-        #: The peer may set the client address and scheme with forwarding headers.
-        self.trusted_proxy = False
         #: Bytes of a PROXY protocol header not yet complete; None once read (or off).
         self.proxy_pending: bytes | None = None
 
@@ -184,23 +169,15 @@ class HTTP1Protocol(asyncio.Protocol):
         self.state.connections.add(self)
         if self.state.metrics is not None:
             self.state.metrics.connections.inc()
-        self.server, self.client = _addresses(transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            self.scheme = "https"
-            self.extensions = {
-                **_EXTENSIONS,
-                "tls": connection_info(ssl_object, self.state.tls_server_cert),
-            }
+        peer = self.peer
+        peer.connected(transport)
         self.deadline = self.state.now + self.state.config.timeout_keep_alive + 1.0
-        peer = self.client[0] if self.client else None
-        forwarded = self.state.forwarded
-        self.trusted_proxy = forwarded is not None and peer in forwarded
         proxy_protocol = self.state.proxy_protocol
         if proxy_protocol is not None:
-            if peer not in proxy_protocol:
+            address = peer.client[0] if peer.client else None
+            if address not in proxy_protocol:
                 logger.warning(
-                    "Refused a connection from %s: not allowed to use the PROXY protocol", peer
+                    "Refused a connection from %s: not allowed to use the PROXY protocol", address
                 )
                 transport.close()
                 return
@@ -285,7 +262,7 @@ class HTTP1Protocol(asyncio.Protocol):
         try:
             found = parse_proxy_header(buffered)
         except ProxyProtocolError as exc:
-            logger.warning("Closed a connection from %s: %s", _peer(self.client), exc)
+            logger.warning("Closed a connection from %s: %s", peer_name(self.peer.client), exc)
             self.proxy_pending = None
             self.transport.close()
             return None
@@ -297,11 +274,12 @@ class HTTP1Protocol(asyncio.Protocol):
         # The HTTP bytes are the client's own (the proxy relays TCP): forwarding
         # headers count only if that client is itself trusted (never if unknown).
         forwarded = self.state.forwarded
-        self.trusted_proxy = False
+        peer = self.peer
+        peer.trusted_proxy = False
         if header.client is not None:
-            self.client = header.client
-            self.server = header.server
-            self.trusted_proxy = forwarded is not None and header.client[0] in forwarded
+            peer.client = header.client
+            peer.server = header.server
+            peer.trusted_proxy = forwarded is not None and header.client[0] in forwarded
         return buffered[used:]
 
     def _check_stall(self, data: bytes) -> None:
@@ -437,7 +415,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if parser.should_upgrade():
             keep_alive = self._upgrade_request()
             if websocket:
-                stream.scope = _websocket_scope(stream.scope)
+                stream.scope = websocket_scope(stream.scope)
         self.reading = stream
         if self.current is None:
             self.current = stream
@@ -468,31 +446,7 @@ class HTTP1Protocol(asyncio.Protocol):
         else:
             parsed = httptools.parse_url(url)  # absolute-form or authority-form
             raw_path, query = parsed.path or b"/", parsed.query or b""
-        path = raw_path.decode("ascii")
-        if b"%" in raw_path:
-            path = unquote(path)
-        root_path = self.state.config.root_path
-        if root_path:
-            path = root_path + path
-            raw_path = root_path.encode() + raw_path
-        scope = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": version,
-            "server": self.server,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": method,
-            "root_path": root_path,
-            "path": path,
-            "raw_path": raw_path,
-            "query_string": query,
-            "headers": self.headers,
-            "state": self.state.app_state.copy(),
-            "extensions": self.extensions.copy(),
-        }
-        if self.forwarded and self.trusted_proxy:
-            apply_forwarded(scope, self.state.forwarded, self.state.forwarded_headers)  # type: ignore[arg-type]
+        scope = self.peer.scope(method, version, raw_path, query, self.headers, self.forwarded)
         stream = HTTPStream(self, scope, method == "HEAD")
         if self.access_log:
             stream.start_time = perf_counter()
@@ -536,11 +490,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if stream.scope["type"] == "websocket":
             self._start_websocket(stream)
             return
-        limit = state.config.limit_concurrency
-        app = self.app
-        if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
-            app = _service_unavailable
-        start_task(state, stream.run(app))
+        start_task(state, stream.run(request_app(state, self.app)))
 
     def _start_websocket(self, stream: HTTPStream) -> None:
         error = handshake_error(stream.scope)
@@ -568,7 +518,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if pending:
             self.loop.call_soon(connection.data_received, pending)
         if self.access_log:
-            access_logger.info('%s - "WebSocket %s" 101', _peer(self.client), session.scope["path"])
+            where = peer_name(self.peer.client)
+            access_logger.info('%s - "WebSocket %s" 101', where, session.scope["path"])
         transport.resume_reading()
         return connection
 
@@ -585,13 +536,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self._start(stream)
 
     def _response_complete(self, stream: HTTPStream) -> None:
-        state = self.state
-        state.total_requests += 1
-        if self.access_log:
-            self._log_access(stream)
-        if state.metrics is not None:
-            method = stream.scope.get("method", "GET")
-            state.metrics.response(method, stream.status, perf_counter() - stream.start_time)
+        response_done(self.state, stream)
         if self.current is stream:
             self.current = None
         if self.resp_close or self.closing:
@@ -615,15 +560,6 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._pause_reading()  # the client is not reading: take no new request
             else:
                 self._resume_reading()
-
-    def _log_access(self, stream: HTTPStream) -> None:
-        self.state.access.log(
-            stream.scope,
-            stream.status,
-            stream.sent_length,
-            list(stream.held_headers),
-            perf_counter() - stream.start_time,
-        )
 
     # -- Writer interface (used by HTTPStream) --------------------------------
 
@@ -717,7 +653,7 @@ class HTTP1Protocol(asyncio.Protocol):
             if not self.pipeline or stream is self.reading:
                 self._resume_reading()
 
-    async def wait_writable(self) -> None:
+    async def wait_writable(self, stream: HTTPStream) -> None:
         await self.gate.wait()
 
     def abort(self, stream: HTTPStream) -> None:
@@ -758,12 +694,12 @@ class HTTP1Protocol(asyncio.Protocol):
                 self.pipeline.remove(reading)  # its own body broke the rule
                 reading.feed_disconnect()
             if self._last_keep_alive():
-                logger.info("Bad request from %s: %s", _peer(self.client), error.detail)
+                logger.info("Bad request from %s: %s", peer_name(self.peer.client), error.detail)
                 self.pending_error = error
             # Else the last request accepted ends the connection: RFC 9112
             # section 9.6, nothing after it is processed or answered.
             return
-        logger.info("Bad request from %s: %s", _peer(self.client), error.detail)
+        logger.info("Bad request from %s: %s", peer_name(self.peer.client), error.detail)
         if current is not None and current.state not in (DONE, -1):
             # The body of a running exchange broke a rule (413, bad chunk).
             current.feed_disconnect()
@@ -990,58 +926,6 @@ def _check_head(head: bytes, lines: int) -> None:
 def _parser_detail(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return f"Invalid HTTP request: {text}"
-
-
-def _peer(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "unix socket"
-
-
-def _addresses(
-    transport: asyncio.BaseTransport,
-) -> tuple[tuple[str, int | None] | None, tuple[str, int] | None]:
-    sockname: Any = transport.get_extra_info("sockname")
-    peername: Any = transport.get_extra_info("peername")
-    server: tuple[str, int | None] | None
-    if isinstance(sockname, tuple | list):
-        server = (str(sockname[0]), int(sockname[1]))
-    elif isinstance(sockname, str) and sockname:
-        server = (sockname, None)
-    else:
-        server = None
-    client = (str(peername[0]), int(peername[1])) if isinstance(peername, tuple | list) else None
-    return server, client
-
-
-async def _service_unavailable(scope: Any, receive: Any, send: Any) -> None:
-    """Answers in place of the app when `--limit-concurrency` is reached."""
-    body = b"Service Unavailable"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 503,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-def _websocket_scope(http_scope: dict[str, Any]) -> dict[str, Any]:
-    """The ASGI websocket scope for an Upgrade: websocket request."""
-    scope = dict(http_scope)
-    del scope["method"]
-    scope["type"] = "websocket"
-    scope["scheme"] = "wss" if http_scope["scheme"] == "https" else "ws"
-    scope["subprotocols"] = subprotocols(http_scope["headers"])
-    extensions: dict[str, Any] = {"websocket.http.response": {}}
-    tls = http_scope["extensions"].get("tls")
-    if tls is not None:
-        extensions["tls"] = tls
-    scope["extensions"] = extensions
-    return scope
 
 
 def _refuse_handshake(status: int, detail: str) -> Any:
