@@ -191,6 +191,25 @@ class Config:
         limits.REQUEST_BUFFER,
         "Request body bytes buffered for the app before reading from the client pauses.",
     )
+    http: Literal["auto", "h1", "h2"] = option(
+        "auto",
+        "HTTP versions: auto (HTTP/1.1; HTTP/2 by ALPN over TLS, and in cleartext by prior "
+        "knowledge or Upgrade: h2c), h1 (HTTP/1.1 only), h2 (HTTP/2 only).",
+    )
+    h2_max_concurrent_streams: int = option(
+        limits.H2_MAX_CONCURRENT_STREAMS,
+        "HTTP/2 streams a client may have open on one connection (more: REFUSED_STREAM).",
+    )
+    h2_max_reset_streams: int = option(
+        limits.H2_MAX_RESET_STREAMS,
+        f"HTTP/2 streams a client may cancel per {limits.H2_RESET_WINDOW:g} s before its "
+        "connection is closed (rapid reset, CVE-2023-44487).",
+    )
+    h2_max_control_frames: int = option(
+        limits.H2_MAX_CONTROL_FRAMES,
+        f"HTTP/2 SETTINGS, PING, PRIORITY and empty DATA frames a client may send per "
+        f"{limits.H2_CONTROL_WINDOW:g} s before its connection is closed (floods).",
+    )
 
     ws: Literal["auto", "none"] = option(
         "auto", "WebSocket support: auto (on), or none (Upgrade requests are served as HTTP)."
@@ -225,6 +244,11 @@ class Config:
         for name in _NOT_NEGATIVE:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must not be negative")
+        if self.http == "h2" and self.proxy_protocol:
+            raise ConfigError(
+                "--proxy-protocol with --http h2 is not supported: use --http auto, which "
+                "reads the PROXY header and then HTTP/1.1 or HTTP/2"
+            )
         if self.root_path.endswith("/"):
             object.__setattr__(self, "root_path", self.root_path.rstrip("/"))
 
@@ -265,6 +289,9 @@ _POSITIVE = (
     "limit_request_head",
     "limit_request_body",
     "request_body_buffer",
+    "h2_max_concurrent_streams",
+    "h2_max_reset_streams",
+    "h2_max_control_frames",
     "ws_max_size",
     "ws_max_queue",
 )

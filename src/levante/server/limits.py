@@ -73,3 +73,26 @@ WORKER_HEALTHCHECK_TIMEOUT = 10.0
 #: On shutdown, a connection accepted just before the listener closed gets this many
 #: seconds (plus up to one tick) to send its first request; a client sends it at once.
 SHUTDOWN_FIRST_REQUEST = 2.0
+
+#: Concurrent HTTP/2 streams a client may open on one connection (hypercorn and
+#: h2o: 100, nginx: 128, Go: 250). Past it: RST_STREAM(REFUSED_STREAM).
+H2_MAX_CONCURRENT_STREAMS = 100
+
+#: Streams a client may reset before their response ended, per `H2_RESET_WINDOW`
+#: seconds, before GOAWAY(ENHANCE_YOUR_CALM): the "rapid reset" attack
+#: (CVE-2023-44487) opens and cancels streams to run app calls without bound.
+#: Netty's fix allows 200 in 30 s; a browser cancels a few per page.
+H2_MAX_RESET_STREAMS = 200
+H2_RESET_WINDOW = 30.0
+
+#: SETTINGS, PING, PRIORITY and empty DATA frames a client may send per
+#: `H2_CONTROL_WINDOW` seconds (each costs work and carries no request: the
+#: 2019 "ping flood", "settings flood", "empty frames" attacks). A client pings
+#: every few seconds at most.
+H2_MAX_CONTROL_FRAMES = 1000
+H2_CONTROL_WINDOW = 10.0
+
+#: CONTINUATION frames in one header block (the 2024 "CONTINUATION flood"
+#: sends endless small or empty ones); the block's size is bounded by
+#: --limit-request-head too.
+H2_MAX_CONTINUATIONS = 64

@@ -21,6 +21,7 @@ from levante.server.interface import adapt
 from levante.server.lifespan import Lifespan
 from levante.server.metrics import serve_metrics, stop_metrics
 from levante.server.protocols.http1 import HTTP1Protocol
+from levante.server.protocols.http2 import HTTP2Protocol
 from levante.server.sockets import bind_sockets, describe
 from levante.server.state import ServerState
 from levante.server.tls import SHUTDOWN_TIMEOUT as TLS_SHUTDOWN_TIMEOUT
@@ -101,7 +102,9 @@ class Server:
         context = server_context(config)
         scheme = "https" if context is not None else "http"
 
-        def factory() -> HTTP1Protocol:
+        def factory() -> asyncio.Protocol:
+            if config.http == "h2":
+                return HTTP2Protocol(state, app)
             return HTTP1Protocol(state, app)
 
         sockets = self.given_sockets or bind_sockets(config)

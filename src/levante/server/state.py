@@ -64,10 +64,12 @@ class ServerState:
     def refresh_headers(self) -> None:
         """Rebuild the `date` header; the server calls this once a second."""
         lines = []
+        #: The ``date`` header value (HTTP/2 encodes its own fields).
+        self.date = formatdate(usegmt=True).encode("ascii")
         if self.config.server_header:
             lines.append(b"server: levante\r\n")
         if self.config.date_header:
-            lines.append(b"date: %s\r\n" % formatdate(usegmt=True).encode("ascii"))
+            lines.append(b"date: %s\r\n" % self.date)
         lines.append(b"\r\n")
         self.default_headers = b"".join(lines)
         self.default_headers_lines = len(lines)

@@ -2,8 +2,8 @@
 the ASGI ``tls`` scope extension of each connection.
 
 TLS 1.2 is the least version offered (RFC 8996 retired 1.0 and 1.1; Mozilla's
-"intermediate" profile, nginx's and Caddy's defaults agree). ALPN advertises
-``http/1.1`` (RFC 7301); HTTP/2 will add ``h2`` in front of it.
+"intermediate" profile, nginx's and Caddy's defaults agree). ALPN (RFC 7301)
+offers ``h2`` then ``http/1.1``, or the one ``--http`` allows.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ CERT_REQS = {0: ssl.CERT_NONE, 1: ssl.CERT_OPTIONAL, 2: ssl.CERT_REQUIRED}
 #: Many clients never send it; without a bound each such connection would count
 #: as open (and hold up a graceful shutdown) for asyncio's default 30 s.
 SHUTDOWN_TIMEOUT = 2.0
-#: ALPN protocol ids we speak, most preferred first.
-ALPN_PROTOCOLS = ["http/1.1"]
+#: ALPN protocol ids we speak for each ``--http``, most preferred first.
+ALPN_PROTOCOLS = {"auto": ["h2", "http/1.1"], "h1": ["http/1.1"], "h2": ["h2"]}
 #: ASGI's ``tls_version`` numbers (the TLS wire values).
 _VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 
@@ -69,7 +69,7 @@ def server_context(config: Config) -> ssl.SSLContext | None:
             context.set_ciphers(config.ssl_ciphers)
         except ssl.SSLError as exc:
             raise ConfigError(f"--ssl-ciphers {config.ssl_ciphers!r}: {exc}") from exc
-    context.set_alpn_protocols(ALPN_PROTOCOLS)
+    context.set_alpn_protocols(ALPN_PROTOCOLS[config.http])
     return context
 
 

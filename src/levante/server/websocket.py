@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from websockets.datastructures import Headers
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Request
+from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
@@ -79,8 +79,10 @@ class WebSocketTransport(Protocol):
 class Handover(Protocol):
     """What the HTTP connection offers a session during the handshake."""
 
-    def accept_websocket(self, session: WebSocketSession, response: bytes) -> WebSocketTransport:
-        """Write the 101 response and give the connection to the session."""
+    def accept_websocket(
+        self, session: WebSocketSession, response: Response, data: bytes
+    ) -> WebSocketTransport:
+        """Answer the handshake (`data` is `response` as HTTP/1.1 bytes) and carry the session."""
 
 
 class WebSocketSession:
@@ -302,7 +304,7 @@ class WebSocketSession:
         data = b"".join(protocol.data_to_send())
         self.state = OPEN
         self.http.state = 4  # the HTTP exchange is over: it became this session
-        self.transport = self.handover.accept_websocket(self, data)
+        self.transport = self.handover.accept_websocket(self, response, data)
 
     async def _send_data(self, message: Message) -> None:
         if self.state != OPEN:
@@ -392,11 +394,24 @@ class WebSocketSession:
             self._flush()
 
 
+#: Stands in for Sec-WebSocket-Key on HTTP/2, where extended CONNECT has none
+#: (RFC 8441 section 5); the answer derived from it is not sent.
+_H2_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
 def handshake_request(scope: dict[str, Any]) -> Request:
-    """The `websockets` view of the handshake request httptools already parsed."""
+    """The `websockets` view of the handshake request the server already parsed.
+
+    An HTTP/2 extended CONNECT (RFC 8441) is presented as the HTTP/1.1 Upgrade it
+    stands for, so that `websockets` negotiates extensions the same way for both.
+    """
     headers = Headers()
     for name, value in scope["headers"]:
         headers[name.decode("latin-1")] = value.decode("latin-1")
+    if scope["http_version"] == "2":
+        headers["Connection"] = "Upgrade"
+        headers["Upgrade"] = "websocket"
+        headers["Sec-WebSocket-Key"] = _H2_KEY
     target = scope["raw_path"].decode("latin-1")
     if scope["query_string"]:
         target += "?" + scope["query_string"].decode("latin-1")
@@ -408,6 +423,8 @@ def handshake_error(scope: dict[str, Any]) -> tuple[int, str] | None:
     version = _header(scope, b"sec-websocket-version")
     if version != b"13":
         return 426, "Unsupported WebSocket version: this server speaks version 13"
+    if scope["http_version"] == "2":
+        return None  # RFC 8441: no key over HTTP/2
     key = _header(scope, b"sec-websocket-key")
     if key is None or len(key.strip()) != 24:
         return 400, "Missing or invalid Sec-WebSocket-Key header"

@@ -16,12 +16,14 @@ from time import perf_counter
 from typing import Any, NoReturn, cast
 
 import httptools
+from websockets.http11 import Response
 
 from levante.asgi import ASGIApp
 from levante.server import limits
 from levante.server.connection import Peer, peer_name, request_app, response_done
 from levante.server.errors import InvalidMessage, RequestError
 from levante.server.flow import WriteGate
+from levante.server.protocols.http2 import PREFACE, HTTP2Protocol, settings_from_header
 from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.proxy import ProxyProtocolError, parse_proxy_header
 from levante.server.state import ServerState, start_task
@@ -91,6 +93,8 @@ class HTTP1Protocol(asyncio.Protocol):
         "forwarded",
         "fresh",
         "gate",
+        "h2c",
+        "h2c_settings",
         "head_pending",
         "head_size",
         "headers",
@@ -102,6 +106,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "pending_error",
         "phase",
         "pipeline",
+        "preface",
         "progress",
         "proxy_pending",
         "reading",
@@ -116,6 +121,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "stream_keep_alive",
         "transport",
         "trusted_proxy",
+        "upgrade_h2c",
         "upgrade_remaining",
         "upgrade_ws",
         "upgraded",
@@ -160,12 +166,27 @@ class HTTP1Protocol(asyncio.Protocol):
         self.fresh = True
         #: Bytes of a PROXY protocol header not yet complete; None once read (or off).
         self.proxy_pending: bytes | None = None
+        #: Cleartext HTTP/2 may begin here (set once connected).
+        self.h2c = False
+        #: The SETTINGS of an ``Upgrade: h2c`` request being switched.
+        self.h2c_settings: bytes | None = None
+        #: The start of an HTTP/2 connection preface, while it is incomplete.
+        self.preface = b""
 
     # -- connection events ------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, hence the cast.
         self.transport = cast(asyncio.Transport, transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self.closing = True
+            http2 = HTTP2Protocol(self.state, self.app)
+            transport.set_protocol(http2)
+            http2.connection_made(transport)
+            return
+        # Cleartext HTTP/2 starts on this protocol: prior knowledge or Upgrade: h2c.
+        self.h2c = ssl_object is None and self.state.config.http == "auto"
         self.state.connections.add(self)
         if self.state.metrics is not None:
             self.state.metrics.connections.inc()
@@ -228,11 +249,10 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if self.proxy_pending is not None:
-            rest = self._proxy_header(data)
-            if not rest:
+        if self.fresh and (self.proxy_pending is not None or self.h2c):
+            data = self._connection_start(data)
+            if not data:
                 return
-            data = rest
         if self.upgraded:
             self._upgrade_body(data)
             return
@@ -242,7 +262,11 @@ class HTTP1Protocol(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self._upgrade_ignored(data[exc.args[0] :] if exc.args else b"")
+            rest = data[exc.args[0] :] if exc.args else b""
+            if self.h2c_settings is not None:
+                self._upgrade_h2c(rest)
+                return
+            self._upgrade_ignored(rest)
         except httptools.HttpParserError as exc:
             error = self.pending_error or RequestError(400, _parser_detail(exc))
             self.pending_error = None
@@ -255,6 +279,16 @@ class HTTP1Protocol(asyncio.Protocol):
             self._check_partial_head(data)
         elif self.reading is not None:
             self._check_stall(data)
+
+    def _connection_start(self, data: bytes) -> bytes:
+        """The bytes for HTTP/1.1 after a PROXY header and an HTTP/2 preface are looked for."""
+        if self.proxy_pending is not None:
+            data = self._proxy_header(data) or b""
+            if not data:
+                return b""
+        if self.h2c:
+            return self._prior_knowledge(data)
+        return data
 
     def _proxy_header(self, data: bytes) -> bytes | None:
         """Read the PROXY header at the start of the connection; the bytes after it."""
@@ -321,6 +355,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.content_length = -1
         self.chunked = False
         self.upgrade_ws = False
+        self.upgrade_h2c = False
         self.forwarded = False
         self.body_size = 0
 
@@ -370,7 +405,9 @@ class HTTP1Protocol(asyncio.Protocol):
         elif name == b"transfer-encoding":
             self._transfer_encoding(value)
         elif name == b"upgrade":
-            self.upgrade_ws = b"websocket" in value.lower()
+            tokens = value.lower()
+            self.upgrade_ws = b"websocket" in tokens
+            self.upgrade_h2c = b"h2c" in tokens
         elif name == b"expect":
             if value.lower() == b"100-continue":
                 self.expect_continue = True
@@ -413,6 +450,8 @@ class HTTP1Protocol(asyncio.Protocol):
             # "Connection: Upgrade"; anything else asking for one is malformed.
             self._fail_parse(400, "Invalid WebSocket upgrade: use GET with 'Connection: Upgrade'")
         if parser.should_upgrade():
+            if self.upgrade_h2c and not websocket and self.h2c and self.current is None:
+                self.h2c_settings = self._h2c_settings()
             keep_alive = self._upgrade_request()
             if websocket:
                 stream.scope = websocket_scope(stream.scope)
@@ -425,6 +464,57 @@ class HTTP1Protocol(asyncio.Protocol):
             stream.writer = _Queued(keep_alive)  # type: ignore[assignment]
             self.pipeline.append(stream)
             self._pause_reading()
+
+    def _h2c_settings(self) -> bytes | None:
+        """The HTTP2-Settings of an upgrade we take, or None to answer in HTTP/1.1.
+
+        A request with a body is answered in HTTP/1.1 (RFC 9110 section 7.8 lets a
+        server ignore Upgrade): switching would need the whole body read first.
+        """
+        if self.chunked or self.content_length > 0:
+            return None
+        values = [value for name, value in self.headers if name == b"http2-settings"]
+        if len(values) != 1:
+            return None
+        try:
+            return settings_from_header(values[0])
+        except ValueError:
+            return None
+
+    def _prior_knowledge(self, data: bytes) -> bytes:
+        """Hand a connection that starts with the HTTP/2 preface to HTTP/2."""
+        if self.preface:
+            data = self.preface + data
+            self.preface = b""
+        if not PREFACE.startswith(data[: len(PREFACE)]):
+            return data
+        if len(data) < len(PREFACE):
+            self.preface = data  # wait for the rest of it
+            return b""
+        self._leave()
+        HTTP2Protocol(self.state, self.app).adopt(self.transport, self.peer, data)
+        return b""
+
+    def _upgrade_h2c(self, rest: bytes) -> None:
+        stream = self.current
+        settings = self.h2c_settings
+        if stream is None or settings is None:  # (guard: set together in on_headers_complete)
+            self._upgrade_ignored(rest)
+            return
+        self.current = None
+        self.reading = None
+        self._leave()
+        http2 = HTTP2Protocol(self.state, self.app)
+        http2.upgrade(self.transport, self.peer, stream.scope, settings)
+        if rest:
+            http2.data_received(rest)
+
+    def _leave(self) -> None:
+        """This protocol gives the connection to another one."""
+        self.closing = True
+        self.state.connections.discard(self)
+        if self.state.metrics is not None:
+            self.state.metrics.connections.dec()
 
     def _upgrade_request(self) -> bool:
         # llhttp stops at a request carrying Upgrade (or CONNECT) and skips its
@@ -501,10 +591,12 @@ class HTTP1Protocol(asyncio.Protocol):
         session = WebSocketSession(stream, self, request, self.state.config)
         start_task(self.state, session.run(self.app))
 
-    def accept_websocket(self, session: WebSocketSession, response: bytes) -> WebSocketTransport:
+    def accept_websocket(
+        self, session: WebSocketSession, response: Response, data: bytes
+    ) -> WebSocketTransport:
         """Answer 101 and give the socket to a WebSocket protocol (Handover interface)."""
         transport = self.transport
-        transport.write(response)
+        transport.write(data)
         connection = WebSocketProtocol(self.state, session, transport)
         self.closing = True  # this HTTP/1.1 protocol is done with the socket
         self.current = None

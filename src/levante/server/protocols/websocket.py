@@ -20,7 +20,52 @@ if TYPE_CHECKING:
     from levante.server.websocket import WebSocketSession
 
 
-class WebSocketProtocol(asyncio.Protocol):
+class WebSocketTimers:
+    """Keep-alive pings, dead-peer detection and the closing timeout of one WebSocket.
+
+    Shared by a WebSocket on its own connection (after an HTTP/1.1 Upgrade) and
+    one on an HTTP/2 stream: the server's tick calls `on_tick`.
+    """
+
+    state: ServerState
+    session: WebSocketSession
+    last_seen: float
+    closing_since: float
+    next_ping: float
+
+    def start_timers(self, now: float) -> None:
+        self.last_seen = now
+        self.closing_since = 0.0
+        self.next_ping = self._ping_due(now)
+
+    def _ping_due(self, now: float) -> float:
+        interval = self.state.config.ws_ping_interval
+        return now + interval if interval else 0.0
+
+    def on_tick(self, now: float) -> None:
+        if self.session.protocol.state is State.CLOSING:
+            # We sent a close frame; a peer that never answers it is dropped.
+            if not self.closing_since:
+                self.closing_since = now
+            elif now - self.closing_since > limits.WS_CLOSE_TIMEOUT:
+                self.force_close()
+            return
+        config = self.state.config
+        timeout = config.ws_ping_timeout
+        interval = config.ws_ping_interval
+        if interval and timeout and now - self.last_seen > interval + timeout:
+            # Nothing, not even a pong, for a ping interval plus the timeout: a dead peer.
+            self.force_close()
+            return
+        if self.next_ping and now >= self.next_ping:
+            self.next_ping = self._ping_due(now)
+            self.session.ping()
+
+    def force_close(self) -> None:
+        raise NotImplementedError
+
+
+class WebSocketProtocol(WebSocketTimers, asyncio.Protocol):
     """The transport side of one WebSocket over HTTP/1.1."""
 
     def __init__(
@@ -31,9 +76,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport = transport
         self.gate = WriteGate()
         self.closing = False
-        self.last_seen = state.now
-        self.closing_since = 0.0
-        self.next_ping = self._ping_due(state.now)
+        self.start_timers(state.now)
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -90,29 +133,6 @@ class WebSocketProtocol(asyncio.Protocol):
         await self.gate.wait()
 
     # -- Connection (server ticks and shutdown) -----------------------------
-
-    def _ping_due(self, now: float) -> float:
-        interval = self.state.config.ws_ping_interval
-        return now + interval if interval else 0.0
-
-    def on_tick(self, now: float) -> None:
-        if self.session.protocol.state is State.CLOSING:
-            # We sent a close frame; a peer that never answers it is dropped.
-            if not self.closing_since:
-                self.closing_since = now
-            elif now - self.closing_since > limits.WS_CLOSE_TIMEOUT:
-                self.force_close()
-            return
-        config = self.state.config
-        timeout = config.ws_ping_timeout
-        interval = config.ws_ping_interval
-        if interval and timeout and now - self.last_seen > interval + timeout:
-            # Nothing, not even a pong, for a ping interval plus the timeout: a dead peer.
-            self.force_close()
-            return
-        if self.next_ping and now >= self.next_ping:
-            self.next_ping = self._ping_due(now)
-            self.session.ping()
 
     def shutdown(self) -> None:
         self.session.going_away()
