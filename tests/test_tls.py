@@ -80,18 +80,25 @@ def test_https_with_the_tls_extension_in_the_scope(
     assert tls["tls_version"] in (0x0303, 0x0304)
 
 
-def test_alpn_offers_http_1_1_and_tls_1_2_is_the_least(
+def alpn(port: int, ca: str, offered: list[str]) -> str | None:
+    context = ssl.create_default_context(cafile=ca)
+    context.set_alpn_protocols(offered)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        return tls.selected_alpn_protocol()
+
+
+def test_alpn_offers_h2_then_http_1_1_and_tls_1_2_is_the_least(
     serve: Callable[..., Running], server_files: dict[str, str]
 ) -> None:
     app, _ = recorder()
     server = serve(app, **tls_settings(server_files))
-    context = ssl.create_default_context(cafile=server_files["ca"])
-    context.set_alpn_protocols(["h2", "http/1.1"])
-    with (
-        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        assert tls.selected_alpn_protocol() == "http/1.1"
+    assert alpn(server.port, server_files["ca"], ["h2", "http/1.1"]) == "h2"
+    assert alpn(server.port, server_files["ca"], ["http/1.1"]) == "http/1.1"
+    h1_only = serve(app, http="h1", **tls_settings(server_files))
+    assert alpn(h1_only.port, server_files["ca"], ["h2", "http/1.1"]) == "http/1.1"
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.check_hostname = False
     old.verify_mode = ssl.CERT_NONE

@@ -222,13 +222,14 @@ def test_malformed_websocket_upgrade_gets_400(serve: Any, request_head: bytes) -
 
 def test_other_upgrades_are_served_as_plain_http(serve: Any) -> None:
     # RFC 9110 section 7.8: an Upgrade the server does not act on is ignored
-    # (curl --http2 sends "Upgrade: h2c" with every http:// request).
+    # (curl --http2 sends "Upgrade: h2c" with every http:// request; with
+    # --http h1 the server does not act on it).
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"plain"})
 
-    server = serve(app)
+    server = serve(app, http="h1")
     with connect(server.port) as sock:
         sock.sendall(
             b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
