@@ -43,22 +43,6 @@ def recorder() -> tuple[Any, Scopes]:
     return app, scopes
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def server_files(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    certfile, keyfile, cafile = folder / "cert.pem", folder / "key.pem", folder / "ca.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    ca.cert_pem.write_to_path(str(cafile))
-    return {"ssl_certfile": str(certfile), "ssl_keyfile": str(keyfile), "ca": str(cafile)}
-
-
 def tls_settings(files: dict[str, str], **more: Any) -> dict[str, Any]:
     return {"ssl_certfile": files["ssl_certfile"], "ssl_keyfile": files["ssl_keyfile"], **more}
 

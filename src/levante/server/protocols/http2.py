@@ -485,6 +485,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.goaway_sent = False
         self.peer_goaway = False
         self.shutdown_pending = False
+        self.preface_sent = False
         self.decoder = hpack.Decoder()
         self.decoder.max_allowed_table_size = 4096
         # Decoded, a small block can expand a lot (indexed fields repeat table
@@ -530,7 +531,6 @@ class HTTP2Protocol(asyncio.Protocol):
         if self.state.metrics is not None:
             self.state.metrics.connections.inc()
         self.peer.connected(transport)
-        self._send_preface()
         if self.state.shutting_down:
             self.shutdown()
 
@@ -542,7 +542,6 @@ class HTTP2Protocol(asyncio.Protocol):
         if self.state.metrics is not None:
             self.state.metrics.connections.inc()
         transport.set_protocol(self)
-        self._send_preface()
         if data:
             self.data_received(data)
         if self.state.shutting_down:
@@ -556,6 +555,7 @@ class HTTP2Protocol(asyncio.Protocol):
             b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
         )
         self.adopt(transport, peer, b"")
+        self._send_preface()  # the first thing after the 101 (RFC 7540 section 3.2)
         try:
             self._apply_settings(settings)
         except _ConnectionError as exc:
@@ -576,6 +576,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self._flush()
 
     def _send_preface(self) -> None:
+        self.preface_sent = True
         config = self.config
         settings = [
             (MAX_CONCURRENT_STREAMS, config.h2_max_concurrent_streams),
@@ -673,6 +674,10 @@ class HTTP2Protocol(asyncio.Protocol):
                 self.buffer = data
                 return b""
         elif data.startswith(PREFACE):
+            if not self.preface_sent:
+                # Ours goes out once theirs is here: an HTTP/1.1 client that came to
+                # an HTTP/2-only port then reads a 505, not binary frames.
+                self._send_preface()
             self.phase = _OPEN
             self.deadline = self.state.now + self.config.timeout_keep_alive + 1.0
             return data[len(PREFACE) :]
@@ -1028,8 +1033,6 @@ class HTTP2Protocol(asyncio.Protocol):
             self._credit_connection(flow)
             self.reset(stream_id, FLOW_CONTROL_ERROR)
             return
-        if flow > len(data):
-            self._credit(stream, flow - len(data))  # padding is nobody's to read
         if data:
             size = stream.received + len(data)
             stream.received = size
@@ -1051,6 +1054,8 @@ class HTTP2Protocol(asyncio.Protocol):
                 stream.feed_body(data)
         elif not flags & END_STREAM:
             self._count_control()  # empty DATA frames cost work and carry nothing
+        if flow > len(data):
+            self._credit(stream, flow - len(data))  # padding is nobody's to read
         if flags & END_STREAM:
             self._remote_end(stream)
 
@@ -1143,41 +1148,41 @@ class HTTP2Protocol(asyncio.Protocol):
     # -- flow control: what the client may send -------------------------------------
 
     def _credit_connection(self, amount: int) -> None:
-        self.recv_window += amount
-        held = self.conn_held + amount
-        if held >= self.conn_window // 2:
+        """`amount` bytes are done with: the client may send as many again (in batches)."""
+        due = self.conn_held + amount
+        if due >= self.conn_window // 2:
             self.conn_held = 0
-            self.wbuf.append(frame(WINDOW_UPDATE, 0, 0, _U32.pack(held)))
+            self.recv_window += due
+            self.wbuf.append(frame(WINDOW_UPDATE, 0, 0, _U32.pack(due)))
+            self._schedule_flush()
         else:
-            self.conn_held = held
+            self.conn_held = due
 
     def _credit(self, stream: H2Stream, amount: int) -> None:
         """`amount` bytes of `stream` were consumed: the client may send them again."""
         self._credit_connection(amount)
         if stream.paused and stream.channel is not None:
-            stream.held += amount
+            stream.held += amount  # a paused WebSocket: credited when it resumes
             return
-        stream.recv_window += amount
-        if not stream.remote_closed and self.stream_window - stream.recv_window >= (
-            self.stream_window // 2
-        ):
-            increment = self.stream_window - stream.recv_window
+        if stream.remote_closed:
+            return
+        # What the client has sent and the app has read (`held`: not read yet).
+        due = self.stream_window - stream.recv_window - stream.held
+        if due >= self.stream_window // 2:
+            # Half the window is free again: announce it (not every read: fewer frames).
             stream.recv_window = self.stream_window
-            self.wbuf.append(frame(WINDOW_UPDATE, 0, stream.stream_id, _U32.pack(increment)))
-            if not self.flush_scheduled:
-                self.flush_scheduled = True
-                self.loop.call_soon(self._flush)
+            self.wbuf.append(frame(WINDOW_UPDATE, 0, stream.stream_id, _U32.pack(due)))
+            self._schedule_flush()
 
     def credit(self, stream: H2Stream) -> None:
         """A WebSocket resumed reading: credit what arrived while it was paused."""
         held, stream.held = stream.held, 0
-        if held:
-            stream.recv_window += held
-            increment = self.stream_window - stream.recv_window
-            if increment > 0 and not stream.remote_closed:
+        if held and not stream.remote_closed:
+            due = self.stream_window - stream.recv_window
+            if due > 0:
                 stream.recv_window = self.stream_window
-                self.wbuf.append(frame(WINDOW_UPDATE, 0, stream.stream_id, _U32.pack(increment)))
-            self._schedule_flush()
+                self.wbuf.append(frame(WINDOW_UPDATE, 0, stream.stream_id, _U32.pack(due)))
+                self._schedule_flush()
 
     # -- sending --------------------------------------------------------------------
 
