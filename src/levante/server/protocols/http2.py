@@ -255,9 +255,6 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORWARDING = frozenset(
     (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
 )
-#: Bytes that only begin an indexed field: a block of nothing else leaves the
-#: dynamic table as it was, so decoding it again gives the same fields.
-_INDEXED = bytes(range(128, 256))
 
 
 class _Head:
@@ -492,8 +489,9 @@ class HTTP2Protocol(asyncio.Protocol):
         # entries): past this the connection ends; below it, past the request
         # limits, the request is answered 431.
         self.decoder.max_header_list_size = 4 * config.limit_request_head
-        self.decoded: dict[bytes, list[tuple[bytes, bytes]]] = {}
-        self.heads: dict[bytes, _Head | _Malformed | _Refused] = {}
+        #: Header blocks that left the dynamic table as it was: [table version, fields, head].
+        self.decoded: dict[bytes, list[Any]] = {}
+        self.table_version = 0
         self.table_size_sent = False
         #: A header block arriving in CONTINUATION frames: stream id, flags, fragments.
         self.block_stream = 0
@@ -825,26 +823,32 @@ class HTTP2Protocol(asyncio.Protocol):
             self._header_block(flags, stream_id, block)
 
     def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
-        indexed = not block.translate(None, _INDEXED)
-        if indexed:
-            fields = self.decoded.get(block)
-            if fields is not None:
-                return fields
-        else:
-            # Literal fields may change the dynamic table: what was cached may be stale.
-            self.decoded.clear()
-            self.heads.clear()
+        """The fields of a header block; a block seen before under the same table, from cache.
+
+        Only literal fields with incremental indexing and table size updates change
+        the dynamic table; when a block changed nothing, decoding it again would
+        give the same fields, so they are kept until the table next changes. (A
+        change always puts a new entry first, or changes the size.)
+        """
+        cached = self.decoded.get(block)
+        if cached is not None and cached[0] == self.table_version:
+            return cast(list[tuple[bytes, bytes]], cached[1])
+        table = self.decoder.header_table
+        entries = table.dynamic_entries
+        first = entries[0] if entries else None
+        size = table.maxsize
         try:
             fields = cast(list[tuple[bytes, bytes]], self.decoder.decode(block, raw=True))
         except OversizedHeaderListError:
             raise _ConnectionError(ENHANCE_YOUR_CALM, "header list too large") from None
         except HPACKError as exc:
             raise _ConnectionError(COMPRESSION_ERROR, f"header block: {exc}") from None
-        if indexed:
+        if (entries[0] if entries else None) is not first or table.maxsize != size:
+            self.table_version += 1  # what was cached may be stale
+        elif len(block) <= 1024:
             if len(self.decoded) >= 256:
                 self.decoded.clear()
-                self.heads.clear()
-            self.decoded[block] = fields
+            self.decoded[block] = [self.table_version, fields, None]
         return fields
 
     def _header_block(self, flags: int, stream_id: int, block: bytes) -> None:
@@ -869,11 +873,12 @@ class HTTP2Protocol(asyncio.Protocol):
         if len(self.streams) >= self.config.h2_max_concurrent_streams:
             self.reset(stream_id, REFUSED_STREAM)
             return
-        head = self.heads.get(block)
+        cached = self.decoded.get(block)
+        head = cached[2] if cached is not None and cached[0] == self.table_version else None
         if head is None:
             head = self._head(fields)
-            if block in self.decoded:
-                self.heads[block] = head
+            if cached is not None and cached[0] == self.table_version:
+                cached[2] = head
         if type(head) is not _Head:
             if type(head) is _Malformed:
                 self.reset(stream_id, PROTOCOL_ERROR)
