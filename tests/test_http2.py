@@ -907,3 +907,85 @@ def test_h2load_uploads(serve: Callable[..., Running], tmp_path: Any) -> None:
         check=False,
     )
     assert "200 succeeded, 0 failed, 0 errored, 0 timeout" in result.stdout, result.stdout
+
+
+def test_app_errors_answer_500_or_reset_only_their_stream(serve: Callable[..., Running]) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/late":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        if scope["path"] != "/fine":
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"fine"})
+
+    server = serve(app)
+    client = H2Client(server.port)
+    early = client.request("/early")
+    headers, body = client.response(early)
+    assert headers[b":status"] == b"500" and body == b"Internal Server Error"
+    late = client.request("/late")
+    assert client.reset_of(late).error_code == h2.errors.ErrorCodes.INTERNAL_ERROR
+    fine = client.request("/fine")
+    assert client.response(fine)[1] == b"fine"
+    client.close()
+
+
+def test_websocket_over_http2_denial_and_deflate(serve: Callable[..., Running]) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        if scope["path"] == "/deny":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    server = serve(app)
+    client = H2Client(server.port)
+    client.read(lambda events: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events))
+    ws = [(b":protocol", b"websocket"), (b"sec-websocket-version", b"13")]
+    denied = client.request("/deny", method="CONNECT", end=False, extra=ws)
+    headers, _ = client.response(denied)
+    assert headers[b":status"] == b"403"
+    deflate = [(b"sec-websocket-extensions", b"permessage-deflate; client_max_window_bits")]
+    accepted = client.request("/ok", method="CONNECT", end=False, extra=ws + deflate)
+    client.read(
+        lambda events: any(
+            isinstance(e, h2.events.ResponseReceived) and e.stream_id == accepted for e in events
+        )
+    )
+    response = next(
+        e
+        for e in client.events
+        if isinstance(e, h2.events.ResponseReceived) and e.stream_id == accepted
+    )
+    fields = dict(response.headers)
+    assert fields[b":status"] == b"200"
+    assert fields[b"sec-websocket-extensions"].startswith(b"permessage-deflate")
+    assert b"sec-websocket-accept" not in fields and b"upgrade" not in fields
+    client.close()
+
+
+def test_expect_continue_and_cookies(serve: Callable[..., Running]) -> None:
+    scopes: list[Scope] = []
+    server = serve(echo_app(scopes))
+    client = H2Client(server.port)
+    stream_id = client.request(
+        "/c",
+        method="POST",
+        end=False,
+        extra=[(b"expect", b"100-continue"), (b"cookie", b"a=1"), (b"cookie", b"b=2")],
+    )
+    client.read(
+        lambda events: any(isinstance(e, h2.events.InformationalResponseReceived) for e in events)
+    )
+    client.conn.send_data(stream_id, b"body", end_stream=True)
+    client.flush()
+    headers, body = client.response(stream_id)
+    assert headers[b":status"] == b"200" and body.startswith(b"2 POST /c 4 ")
+    assert dict(scopes[0]["headers"])[b"cookie"] == b"a=1; b=2"
+    client.close()
