@@ -989,3 +989,108 @@ def test_expect_continue_and_cookies(serve: Callable[..., Running]) -> None:
     assert headers[b":status"] == b"200" and body.startswith(b"2 POST /c 4 ")
     assert dict(scopes[0]["headers"])[b"cookie"] == b"a=1; b=2"
     client.close()
+
+
+def _headers_frame(client: H2Client, stream_id: int, fields: list[tuple[bytes, bytes]]) -> bytes:
+    block = client.conn.encoder.encode(fields)
+    return HeadersFrame(stream_id, block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+
+
+GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"x")]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [*GET, (b"content-length", b"9" * 5000)],  # int() would refuse 5000 digits
+        [*GET[:3], (b":authority", b"evil\r\nx-injected: 1")],
+        [(b":method", b"GET"), (b":scheme", b"ht tp"), (b":path", b"/"), (b":authority", b"x")],
+    ],
+    ids=["content-length-digits", "authority-crlf", "scheme"],
+)
+def test_invalid_field_values_reset_the_stream(
+    serve: Callable[..., Running], fields: list[tuple[bytes, bytes]]
+) -> None:
+    server = serve(echo_app())
+    client = H2Client(server.port)
+    client.sock.sendall(_headers_frame(client, 1, fields))
+    frames = _read_frames(client.sock, lambda frames: any(f[0] == 3 for f in frames))
+    rst = next(f for f in frames if f[0] == 3)
+    assert rst[2] == 1 and int.from_bytes(rst[3], "big") == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    client.close()
+    still_serving(server.port)
+
+
+def test_resets_the_client_provokes_count_against_the_limit(serve: Callable[..., Running]) -> None:
+    # "MadeYouReset" (CVE-2025-8671): a WINDOW_UPDATE of 0 makes the server reset the
+    # stream, leaving its app call running; such resets count like the client's own.
+    running = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/slow":
+            running.append(1)
+            await asyncio.sleep(30)
+
+    server = serve(app, h2_max_reset_streams=20, timeout_graceful_shutdown=1)
+    client = H2Client(server.port)
+    slow = [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":path", b"/slow"),
+        (b":authority", b"x"),
+    ]
+    burst = b""
+    for n in range(100):
+        stream_id = 1 + 2 * n
+        burst += _headers_frame(client, stream_id, slow)
+        burst += b"\x00\x00\x04\x08\x00" + stream_id.to_bytes(4, "big") + b"\x00\x00\x00\x00"
+    with client.sock:
+        with contextlib.suppress(OSError):
+            client.sock.sendall(burst)
+        frames = _read_frames(client.sock, lambda frames: goaway_code(frames) is not None)
+    assert goaway_code(frames) == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert len(running) <= 21
+
+
+def test_the_preface_must_end_with_settings(serve: Callable[..., Running]) -> None:
+    server = serve(echo_app())
+    with connect(server.port) as sock:
+        sock.sendall(
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x08\x06\x00\x00\x00\x00\x00" + b"8" * 8
+        )
+        frames = _read_frames(sock, lambda frames: goaway_code(frames) is not None)
+    assert goaway_code(frames) == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+def test_streams_opened_after_goaway_are_ignored_not_fatal(serve: Callable[..., Running]) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, 10)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first"})
+
+    server = serve(app)
+    client = H2Client(server.port)
+    client.sock.sendall(_headers_frame(client, 1, GET))
+    assert started.wait(5)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    frames = _read_frames(client.sock, lambda frames: goaway_code(frames) is not None)
+    # Sent before the client read the GOAWAY: a new stream with a body.
+    late = HeadersFrame(3, client.conn.encoder.encode(GET), flags=["END_HEADERS"]).serialize()
+    client.sock.sendall(late + b"\x00\x00\x02\x00\x01\x00\x00\x00\x03hi")
+    release.set()
+
+    def ended(frames: list[tuple[int, int, int, bytes]]) -> bool:
+        return any(kind == 0 and flags & 1 and sid == 1 for kind, flags, sid, _ in frames)
+
+    frames += _read_frames(client.sock, ended)
+    assert [int.from_bytes(p[:4], "big") for kind, _, _, p in frames if kind == 7] == [1]
+    assert goaway_code(frames) == h2.errors.ErrorCodes.NO_ERROR
+    stopper.join(10)
+    client.close()

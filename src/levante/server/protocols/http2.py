@@ -112,6 +112,7 @@ _GOAWAY = struct.Struct(">II")
 _PREFACE = 0  # waiting for the client's connection preface
 _OPEN = 1
 _CLOSED = 2
+_FIRST_SETTINGS = 3  # the preface is here; its SETTINGS frame is not yet
 
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
@@ -193,7 +194,8 @@ def _encode_field(field: Any) -> bytes | tuple[bytes, int]:
     else:
         encoded = _encoder.encode([(name, value)])
         if name == b"content-length":
-            length = int(value) if value.strip().isdigit() else -1
+            digits = value.strip()
+            length = int(digits) if digits.isdigit() and len(digits) <= 18 else -1
             if length < 0:
                 raise InvalidMessage(f"invalid content-length {value!r}")
             encoded = (encoded, length)
@@ -251,6 +253,9 @@ _PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority", b":protoco
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\0\r\n]|^[ \t]|[ \t]$")
 _BAD_PATH = re.compile(rb"[^\x21-\x7e]")
+#: Pseudo-header values are a method, scheme, authority, path or protocol: visible ASCII.
+_BAD_PSEUDO = _BAD_PATH
+_SCHEME = re.compile(rb"[a-z][a-z0-9+.\-]*")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORWARDING = frozenset(
     (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
@@ -297,6 +302,8 @@ def _parse_head(fields: list[tuple[bytes, bytes]], connect_protocol: bool) -> _H
                 raise _Malformed(f"unknown pseudo-header field {name!r}")
             if name in pseudo:
                 raise _Malformed(f"repeated pseudo-header field {name!r}")
+            if _BAD_PSEUDO.search(value) or not value:
+                raise _Malformed(f"invalid value for {name!r}")
             pseudo[name] = value
             continue
         if _BAD_NAME.search(name) or not name:
@@ -314,7 +321,7 @@ def _parse_head(fields: list[tuple[bytes, bytes]], connect_protocol: bool) -> _H
         elif name == b"host":
             host = True
         elif name == b"content-length":
-            length = int(value) if value.isdigit() else -1
+            length = int(value) if value.isdigit() and len(value) <= 18 else -1
             if length < 0 or head.content_length not in (-1, length):
                 raise _Malformed("invalid content-length")
             head.content_length = length
@@ -348,8 +355,9 @@ def _target(head: _Head, pseudo: dict[bytes, bytes], host: bool) -> None:
     else:
         if protocol is not None and method != b"CONNECT":
             raise _Malformed(":protocol is only for CONNECT")
-        if b":scheme" not in pseudo or not path:
-            raise _Malformed("missing :scheme or :path")
+        scheme = pseudo.get(b":scheme")
+        if scheme is None or not path or not _SCHEME.fullmatch(scheme):
+            raise _Malformed("missing or invalid :scheme, or no :path")
         if path[:1] != b"/" and not (path == b"*" and method == b"OPTIONS"):
             raise _Malformed(":path must be an absolute path")
         if protocol is not None and authority is None:
@@ -607,11 +615,16 @@ class HTTP2Protocol(asyncio.Protocol):
         return None
 
     def pause_writing(self) -> None:
+        # The client is not reading: read no more from it either (what it sends
+        # may call for answers: ACKs, resets, responses) until it catches up.
+        self.transport.pause_reading()
         self.gate.pause()
         for stream in self.streams.values():
             self._writing_paused(stream, True)
 
     def resume_writing(self) -> None:
+        if self.phase != _CLOSED:
+            self.transport.resume_reading()
         self.gate.resume()
         for stream in self.streams.values():
             if not stream.out:
@@ -667,6 +680,16 @@ class HTTP2Protocol(asyncio.Protocol):
             self._flush()
 
     def _preface(self, data: bytes) -> bytes:
+        if self.phase == _FIRST_SETTINGS:
+            # Section 3.4: the preface ends with a SETTINGS frame.
+            if len(data) < 9:
+                self.buffer = data
+                return b""
+            if data[3] != SETTINGS or data[4] & ACK:
+                self._connection_error(PROTOCOL_ERROR, "the preface must end with SETTINGS")
+                return b""
+            self.phase = _OPEN
+            return data
         if len(data) < len(PREFACE):
             if PREFACE.startswith(data):
                 self.buffer = data
@@ -676,9 +699,10 @@ class HTTP2Protocol(asyncio.Protocol):
                 # Ours goes out once theirs is here: an HTTP/1.1 client that came to
                 # an HTTP/2-only port then reads a 505, not binary frames.
                 self._send_preface()
-            self.phase = _OPEN
+            self.phase = _FIRST_SETTINGS
             self.deadline = self.state.now + self.config.timeout_keep_alive + 1.0
-            return data[len(PREFACE) :]
+            rest = data[len(PREFACE) :]
+            return self._preface(rest) if rest else b""
         if data[:4] != b"PRI " and b"HTTP/1." in data[:8192]:
             # An HTTP/1.x client on a port that speaks only HTTP/2.
             body = b"This server speaks HTTP/2 only\n"
@@ -845,8 +869,8 @@ class HTTP2Protocol(asyncio.Protocol):
             raise _ConnectionError(COMPRESSION_ERROR, f"header block: {exc}") from None
         if (entries[0] if entries else None) is not first or table.maxsize != size:
             self.table_version += 1  # what was cached may be stale
-        elif len(block) <= 1024:
-            if len(self.decoded) >= 256:
+        elif len(block) <= 1024 and len(fields) <= self.config.limit_request_fields:
+            if len(self.decoded) >= 32:
                 self.decoded.clear()
             self.decoded[block] = [self.table_version, fields, None]
         return fields
@@ -864,9 +888,12 @@ class HTTP2Protocol(asyncio.Protocol):
             if closed is None:
                 raise _ConnectionError(PROTOCOL_ERROR, "stream id lower than one already used")
             raise _ConnectionError(STREAM_CLOSED, "HEADERS on a closed stream")
-        self.last_stream_id = stream_id
         if self.goaway_sent:
-            return  # after GOAWAY, new streams are ignored (section 6.8)
+            # After GOAWAY, new streams are ignored (section 6.8); their frames too,
+            # and the last stream id announced stays what it was.
+            self._closed(stream_id, True)
+            return
+        self.last_stream_id = stream_id
         if flags & 0x100:
             self.reset(stream_id, PROTOCOL_ERROR)
             return
@@ -1026,11 +1053,13 @@ class HTTP2Protocol(asyncio.Protocol):
         stream = self.streams.get(stream_id)
         if stream is None or stream.remote_closed:
             self._credit_connection(flow)
-            if stream_id > self.last_stream_id:
-                raise _ConnectionError(PROTOCOL_ERROR, "DATA on an idle stream")
+            if self.closed_ids.get(stream_id):
+                return  # a stream we reset or ignored: frames in flight are dropped
             if stream is not None:
                 self.reset(stream_id, STREAM_CLOSED)
-            elif not self.closed_ids.get(stream_id):
+            elif stream_id > self.last_stream_id:
+                raise _ConnectionError(PROTOCOL_ERROR, "DATA on an idle stream")
+            else:
                 raise _ConnectionError(STREAM_CLOSED, "DATA on a closed stream")
             return
         stream.recv_window -= flow
@@ -1105,7 +1134,7 @@ class HTTP2Protocol(asyncio.Protocol):
             return
         stream = self.streams.get(stream_id)
         if stream is None:
-            if stream_id > self.last_stream_id:
+            if stream_id > self.last_stream_id and stream_id not in self.closed_ids:
                 raise _ConnectionError(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
             return
         if not increment:
@@ -1115,7 +1144,9 @@ class HTTP2Protocol(asyncio.Protocol):
         if stream.send_window > MAX_WINDOW:
             self.reset(stream_id, FLOW_CONTROL_ERROR)
             return
-        if stream.out or stream.out_end or stream.out_trailers is not None:
+        if not stream.local_closed and (
+            stream.out or stream.out_end or stream.out_trailers is not None
+        ):
             self._push(stream)
 
     def _on_rst_stream(self, stream_id: int, payload: bytes) -> None:
@@ -1125,28 +1156,15 @@ class HTTP2Protocol(asyncio.Protocol):
             raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on stream 0")
         stream = self.streams.get(stream_id)
         if stream is None:
-            if stream_id > self.last_stream_id:
+            if stream_id > self.last_stream_id and stream_id not in self.closed_ids:
                 raise _ConnectionError(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
             return
-        if not stream.local_closed:
+        if not stream.local_closed and self._count_reset():
             # CVE-2023-44487: requests opened and cancelled at once cost us an app
             # call each while never counting against the concurrency limit.
-            now = self.state.now
-            if now - self.reset_window >= limits.H2_RESET_WINDOW:
-                self.reset_window = now
-                self.resets = 0
-            self.resets += 1
-            if self.resets > self.config.h2_max_reset_streams:
-                logger.warning(
-                    "Closed an HTTP/2 connection from %s: more than %d streams reset in %gs "
-                    "(--h2-max-reset-streams)",
-                    peer_name(self.peer.client),
-                    self.config.h2_max_reset_streams,
-                    limits.H2_RESET_WINDOW,
-                )
-                self._disconnect(stream)
-                self._drop(stream)
-                raise _ConnectionError(ENHANCE_YOUR_CALM, "too many streams reset")
+            self._disconnect(stream)
+            self._drop(stream)
+            raise _ConnectionError(ENHANCE_YOUR_CALM, "too many streams reset")
         self._disconnect(stream)
         self._drop(stream)
 
@@ -1285,10 +1303,12 @@ class HTTP2Protocol(asyncio.Protocol):
         if stream.out_trailers is not None:
             self._send_headers(sid, stream.out_trailers, True)
             stream.out_trailers = None
+            stream.out_end = False
             self._local_end(stream)
         elif stream.out_end:
             if not ended:
                 self.wbuf.append(frame(DATA, END_STREAM, sid))
+            stream.out_end = False
             self._local_end(stream)
         if not self.gate.paused:
             self._writing_paused(stream, False)
@@ -1433,9 +1453,42 @@ class HTTP2Protocol(asyncio.Protocol):
             if code != NO_ERROR:
                 self._disconnect(stream)
             self._drop(stream)
-        self.closed_ids[stream_id] = True
+        self._closed(stream_id, True)
         self.wbuf.append(frame(RST_STREAM, 0, stream_id, _U32.pack(code)))
         self._schedule_flush()
+        if code != NO_ERROR and self._count_reset():
+            # A client can make us reset streams (bad frames, windows, limits) as fast
+            # as it can reset them itself ("MadeYouReset", CVE-2025-8671): the same
+            # limit applies, and each of these may leave an app call running.
+            self._connection_error(ENHANCE_YOUR_CALM, "too many streams reset")
+
+    def _count_reset(self) -> bool:
+        """Count a stream reset before its response ended; True once past the limit."""
+        now = self.state.now
+        if now - self.reset_window >= limits.H2_RESET_WINDOW:
+            self.reset_window = now
+            self.resets = 0
+        self.resets += 1
+        if self.resets <= self.config.h2_max_reset_streams:
+            return False
+        if self.phase != _CLOSED:
+            logger.warning(
+                "Closed an HTTP/2 connection from %s: more than %d streams reset in %gs "
+                "(--h2-max-reset-streams)",
+                peer_name(self.peer.client),
+                self.config.h2_max_reset_streams,
+                limits.H2_RESET_WINDOW,
+            )
+        return True
+
+    def _closed(self, stream_id: int, reset: bool) -> None:
+        """Remember a closed stream (bounded): frames for it are errors, or ignored if reset."""
+        closed = self.closed_ids
+        if len(closed) >= 512:
+            for old in list(closed)[:256]:
+                del closed[old]
+        if reset or stream_id not in closed:
+            closed[stream_id] = reset
 
     def _disconnect(self, stream: H2Stream) -> None:
         channel = stream.channel
@@ -1453,11 +1506,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if self.streams.pop(sid, None) is None:
             return
         self.blocked.pop(sid, None)
-        closed = self.closed_ids
-        if len(closed) >= 512:
-            for old in list(closed)[:256]:
-                del closed[old]
-        closed.setdefault(sid, False)
+        self._closed(sid, False)
         if stream.held and stream.channel is None:
             # Body bytes the app will never read: the connection's window gets them back.
             self._credit_connection(stream.held)
