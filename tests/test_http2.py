@@ -30,6 +30,8 @@ import pytest
 from hyperframe.frame import ContinuationFrame, HeadersFrame, RstStreamFrame
 from websockets.frames import Frame, Opcode
 
+from levante.server import Config
+from levante.server.errors import ConfigError
 from tests.conftest import Running, connect, read_response, wait_for
 
 Scope = dict[str, Any]
@@ -1094,3 +1096,21 @@ def test_streams_opened_after_goaway_are_ignored_not_fatal(serve: Callable[..., 
     assert goaway_code(frames) == h2.errors.ErrorCodes.NO_ERROR
     stopper.join(10)
     client.close()
+
+
+def test_prior_knowledge_after_a_proxy_protocol_header(serve: Callable[..., Running]) -> None:
+    scopes: list[Scope] = []
+    server = serve(echo_app(scopes), proxy_protocol=True)
+    sock = connect(server.port)
+    sock.sendall(b"PROXY TCP4 192.0.2.1 192.0.2.2 56324 443\r\n")
+    client = H2Client(server.port, sock=sock)
+    stream_id = client.request("/behind-proxy")
+    headers, body = client.response(stream_id)
+    assert headers[b":status"] == b"200" and body.startswith(b"2 GET /behind-proxy 0 ")
+    assert scopes[0]["client"] == ("192.0.2.1", 56324)
+    client.close()
+
+
+def test_http_h2_with_the_proxy_protocol_is_refused_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="--proxy-protocol with --http h2"):
+        Config(http="h2", proxy_protocol=True)
