@@ -151,7 +151,9 @@ def u32(value: int) -> bytes:
 
 
 def settings_frame(*pairs: tuple[int, int]) -> bytes:
-    return encode_frame(FrameType.SETTINGS, 0, 0, b"".join(struct.pack(">HI", *p) for p in pairs))
+    return encode_frame(
+        FrameType.SETTINGS, 0, 0, b"".join(struct.pack(">HI", *pair) for pair in pairs)
+    )
 
 
 def rst_stream_frame(stream_id: int, code: int) -> bytes:
@@ -446,13 +448,17 @@ def failure(conn: RawH2Connection, expected: str) -> str:
     return f"expected {expected}; the server sent:\n    " + "\n    ".join(lines)
 
 
+def is_goaway(frame: Frame) -> bool:
+    return frame.type == FrameType.GOAWAY
+
+
 def names(codes: tuple[ErrorCode, ...]) -> str:
     return " or ".join(code.name for code in codes)
 
 
 def expect_connection_error(conn: RawH2Connection, *codes: ErrorCode) -> None:
     """A GOAWAY with one of `codes`, or the connection closed (RFC 9113 5.4.1)."""
-    frames = conn.read_frames(ERROR_TIMEOUT, until=lambda f: f.type == FrameType.GOAWAY)
+    frames = conn.read_frames(ERROR_TIMEOUT, until=is_goaway)
     goaways = [frame for frame in frames if frame.type == FrameType.GOAWAY]
     expected = f"GOAWAY {names(codes)} (or a close)"
     if goaways:
@@ -866,7 +872,7 @@ def check_goaway_last_stream_id(open_h2: Opener) -> None:
     """The GOAWAY names the last stream the server processed."""
     conn = open_completed_stream(open_h2)
     conn.send(ping_frame(b"12345678", stream_id=3))
-    frames = conn.read_frames(ERROR_TIMEOUT, until=lambda f: f.type == FrameType.GOAWAY)
+    frames = conn.read_frames(ERROR_TIMEOUT, until=is_goaway)
     goaways = [frame for frame in frames if frame.type == FrameType.GOAWAY]
     assert goaways, failure(conn, "a GOAWAY")
     goaway = goaways[0]
@@ -1318,7 +1324,9 @@ def check_goaway_unknown_error_code(open_h2: Opener) -> None:
     conn.send(encode_frame(FrameType.GOAWAY, 0, 0, u32(0) + u32(0xFF)))
     frames = conn.read_frames(PING_TIMEOUT)
     errors = [
-        f for f in frames if f.type == FrameType.GOAWAY and f.error_code != ErrorCode.NO_ERROR
+        frame
+        for frame in frames
+        if frame.type == FrameType.GOAWAY and frame.error_code != ErrorCode.NO_ERROR
     ]
     assert not errors, failure(conn, "no GOAWAY with an error code")
 
@@ -1682,7 +1690,7 @@ def open_h2(server: Running) -> Iterator[Opener]:
         conn.close()
 
 
-@pytest.mark.parametrize("conformance_case", CASES, ids=[c.test_id for c in CASES])
+@pytest.mark.parametrize("conformance_case", CASES, ids=[entry.test_id for entry in CASES])
 def test_conformance(conformance_case: ConformanceCase, open_h2: Opener) -> None:
     """Run one case; its assertions name the expected answer and list every frame received."""
     conformance_case.check(open_h2)
