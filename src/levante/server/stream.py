@@ -407,6 +407,25 @@ def _body_misuse(state: int) -> str:
     )
 
 
+def announced_length(
+    stream: HTTPStream, declared: int, body: bytes, more: bool, whole: bool
+) -> int:
+    """The Content-Length a protocol adds to a response head, or -1 (none, or the app's own).
+
+    `declared` is the app's Content-Length (-1: none), checked here against the first body
+    message before anything is written; `whole`: this message is the entire body and the
+    protocol may frame it by its length.
+    """
+    if stream.no_body:
+        # HEAD: the app produced the GET body; announce its length.
+        return len(body) if declared < 0 and body and not more and stream.head_only else -1
+    if declared >= 0:
+        if len(body) > declared or (not more and len(body) < declared):
+            raise InvalidMessage(content_length_mismatch(declared, len(body), more))
+        return -1
+    return len(body) if whole else -1
+
+
 def content_length_mismatch(declared: int, sent: int, more: bool) -> str:
     """The message for a body that does not match its Content-Length header."""
     if sent > declared:

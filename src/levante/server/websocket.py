@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from websockets.datastructures import Headers
@@ -397,6 +398,29 @@ class WebSocketSession:
 #: Stands in for Sec-WebSocket-Key on HTTP/2, where extended CONNECT has none
 #: (RFC 8441 section 5); the answer derived from it is not sent.
 _H2_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def websocket_call(
+    stream: HTTPStream, handover: Handover, app: ASGIApp, config: Config
+) -> Coroutine[Any, Any, None]:
+    """What to run for a WebSocket handshake request: the app's session, or a refusal."""
+    error = handshake_error(stream.scope)
+    if error is not None:
+        return stream.run(refuse_handshake(*error))
+    return WebSocketSession(stream, handover, handshake_request(stream.scope), config).run(app)
+
+
+def refuse_handshake(status: int, detail: str) -> ASGIApp:
+    """An app that answers a handshake the server refuses (RFC 6455 section 4.2.2)."""
+
+    async def refuse(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
+        if status == 426:
+            headers.append((b"sec-websocket-version", b"13"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": detail.encode()})
+
+    return refuse
 
 
 def handshake_request(scope: dict[str, Any]) -> Request:

@@ -13,26 +13,33 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from time import perf_counter
-from typing import Any, NoReturn, cast
+from typing import NoReturn, cast
 
 import httptools
 from websockets.http11 import Response
 
 from levante.asgi import ASGIApp
 from levante.server import limits
-from levante.server.connection import Peer, peer_name, request_app, response_done
+from levante.server.connection import (
+    FORBIDDEN_TRAILERS,
+    FORWARDING_HEADERS,
+    METHODS,
+    Peer,
+    peer_name,
+    request_app,
+    response_done,
+)
 from levante.server.errors import InvalidMessage, RequestError
 from levante.server.flow import WriteGate
 from levante.server.protocols.http2 import PREFACE, HTTP2Protocol, settings_from_header
 from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.proxy import ProxyProtocolError, parse_proxy_header
 from levante.server.state import ServerState, start_task
-from levante.server.stream import DONE, HTTPStream, content_length_mismatch
+from levante.server.stream import DONE, HTTPStream, announced_length
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
-    handshake_error,
-    handshake_request,
+    websocket_call,
     websocket_scope,
 )
 
@@ -46,10 +53,6 @@ HEAD = 1  # a request head is arriving: the header timeout runs
 ACTIVE = 2  # a request is being served: the app decides how long
 LINGER = 3  # answered and half-closed; unread input is drained until the peer closes
 
-_METHODS = {
-    m.encode(): m
-    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
-}
 # RFC 9110 section 2.5: a higher minor version of HTTP/1 is served as 1.1.
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0", **{f"1.{n}": "1.1" for n in range(2, 10)}}
 
@@ -440,7 +443,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.phase = ACTIVE
         self.deadline = 0.0
         method = parser.get_method()
-        method_str = _METHODS.get(method) or method.decode("ascii")
+        method_str = METHODS.get(method) or method.decode("ascii")
         stream = self._new_stream(method_str, version)
         stream.expect_continue = self.expect_continue and version == "1.1"
         keep_alive = parser.should_keep_alive() and self.keep_alive
@@ -578,18 +581,9 @@ class HTTP1Protocol(asyncio.Protocol):
         stream.writing_paused = self.write_paused
         state = self.state
         if stream.scope["type"] == "websocket":
-            self._start_websocket(stream)
+            start_task(state, websocket_call(stream, self, self.app, state.config))
             return
         start_task(state, stream.run(request_app(state, self.app)))
-
-    def _start_websocket(self, stream: HTTPStream) -> None:
-        error = handshake_error(stream.scope)
-        if error is not None:
-            start_task(self.state, stream.run(_refuse_handshake(*error)))
-            return
-        request = handshake_request(stream.scope)
-        session = WebSocketSession(stream, self, request, self.state.config)
-        start_task(self.state, session.run(self.app))
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes
@@ -721,7 +715,7 @@ class HTTP1Protocol(asyncio.Protocol):
             parts = [b"0\r\n"]
             try:
                 for name, value in headers:
-                    if name.lower() not in _FORBIDDEN_TRAILERS:
+                    if name.lower() not in FORBIDDEN_TRAILERS:
                         parts.append(b"%s: %s\r\n" % (name, value))
             except (TypeError, ValueError, AttributeError) as exc:
                 raise InvalidMessage(
@@ -920,16 +914,10 @@ class _Queued:
 
 
 #: Headers looked at while parsing (one set lookup per header spots them all).
-_FORWARDING = frozenset(
-    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
-)
 _SPECIAL = frozenset(
-    (b"host", b"content-length", b"expect", b"transfer-encoding", b"upgrade", *_FORWARDING)
+    (b"host", b"content-length", b"expect", b"transfer-encoding", b"upgrade", *FORWARDING_HEADERS)
 )
 _FRAMING = frozenset((b"content-length", b"connection", b"transfer-encoding"))
-_FORBIDDEN_TRAILERS = frozenset(
-    (b"content-length", b"transfer-encoding", b"host", b"connection", b"trailer")
-)
 
 
 # Response framing flags.
@@ -978,22 +966,18 @@ def _frame(  # noqa: PLR0917 (hot path: positional on purpose)
 ) -> int:
     """Choose Content-Length, chunked or close-delimited framing (RFC 9112 section 6)."""
     http10 = stream.scope["http_version"] == "1.0"
+    whole = not (more or stream.trailers or flags & _F_CHUNKED)
+    length = announced_length(stream, declared, body, more, whole)
+    if length >= 0:
+        parts.append(b"content-length: %d\r\n" % length)
     if stream.no_body:
         flags &= ~_F_CHUNKED
-        if declared < 0 and body and not more and stream.head_only:
-            # HEAD: the app produced the GET body; announce its length.
-            parts.append(b"content-length: %d\r\n" % len(body))
-    elif declared >= 0:
-        if len(body) > declared or (not more and len(body) < declared):
-            raise InvalidMessage(content_length_mismatch(declared, len(body), more))
-    elif more or stream.trailers or flags & _F_CHUNKED:
+    elif declared < 0 and not whole:
         if http10:
             flags = (flags | _F_CLOSE) & ~_F_CHUNKED  # the body ends with the connection
         else:
             parts.append(_CHUNKED)
             flags |= _F_CHUNKED
-    else:
-        parts.append(b"content-length: %d\r\n" % len(body))
     if flags & _F_CLOSE:
         parts.append(_CLOSE)
     elif http10:
@@ -1018,17 +1002,3 @@ def _check_head(head: bytes, lines: int) -> None:
 def _parser_detail(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return f"Invalid HTTP request: {text}"
-
-
-def _refuse_handshake(status: int, detail: str) -> Any:
-    """An app that answers a malformed WebSocket handshake (RFC 6455 section 4.2.2)."""
-
-    async def refuse(scope: Any, receive: Any, send: Any) -> None:
-        body = detail.encode()
-        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
-        if status == 426:
-            headers.append((b"sec-websocket-version", b"13"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return refuse

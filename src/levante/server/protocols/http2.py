@@ -39,17 +39,26 @@ from websockets.http11 import Response
 
 from levante.asgi import ASGIApp
 from levante.server import limits
-from levante.server.connection import Peer, peer_name, request_app, response_done
+from levante.server.connection import (
+    CONNECTION_SPECIFIC,
+    FORBIDDEN_TRAILERS,
+    FORWARDING_HEADERS,
+    METHODS,
+    Peer,
+    peer_name,
+    request_app,
+    response_done,
+)
 from levante.server.errors import InvalidMessage
 from levante.server.flow import WriteGate, wake
 from levante.server.protocols.websocket import WebSocketTimers
 from levante.server.state import ServerState, start_task
-from levante.server.stream import DONE, HTTPStream, content_length_mismatch
+from levante.server.stream import DONE, HTTPStream, announced_length
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
-    handshake_error,
-    handshake_request,
+    refuse_handshake,
+    websocket_call,
     websocket_scope,
 )
 
@@ -160,11 +169,8 @@ _TABLE_SIZE_ZERO = b"\x20"
 _FIELDS: dict[Any, bytes | tuple[bytes, int]] = {}
 _FIELDS_LIMIT = 4096
 
-_CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
-_FORBIDDEN_TRAILERS = frozenset((b"content-length", b"host", b"trailer", *_CONNECTION_SPECIFIC))
-_BAD_OUT_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
+#: A field name HTTP/2 allows: a lowercase token (RFC 9113 section 8.2.1).
+_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_OUT_VALUE = re.compile(rb"[\0\r\n]")
 
 
@@ -178,12 +184,12 @@ def _encode_field(field: Any) -> bytes | tuple[bytes, int]:
         raise InvalidMessage(
             f"'http.response.start' headers must be an iterable of (bytes, bytes) pairs: {exc}"
         ) from None
-    if _BAD_OUT_NAME.search(name) or not name:
+    if _BAD_NAME.search(name) or not name:
         raise InvalidMessage(f"invalid response header name {name!r}")
     if _BAD_OUT_VALUE.search(value):
         raise InvalidMessage("response header values must not contain CR, LF or NUL")
     encoded: bytes | tuple[bytes, int]
-    if name in _CONNECTION_SPECIFIC:
+    if name in CONNECTION_SPECIFIC:
         # RFC 9113 section 8.2.2: HTTP/2 frames the body itself; these are dropped.
         if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
             raise InvalidMessage(
@@ -237,7 +243,7 @@ def _trailer_block(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
         if type(encoded) is tuple:
             continue  # content-length is not a trailer
         name = bytes(field[0]).lower()
-        if name in _FORBIDDEN_TRAILERS:
+        if name in FORBIDDEN_TRAILERS:
             continue
         parts.append(cast(bytes, encoded))
     return b"".join(parts)
@@ -245,21 +251,12 @@ def _trailer_block(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
 
 # -- request fields ---------------------------------------------------------
 
-_METHODS = {
-    m.encode(): m
-    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
-}
 _PSEUDO = frozenset((b":method", b":scheme", b":path", b":authority", b":protocol"))
-_BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")
 _BAD_VALUE = re.compile(rb"[\0\r\n]|^[ \t]|[ \t]$")
-_BAD_PATH = re.compile(rb"[^\x21-\x7e]")
-#: Pseudo-header values are a method, scheme, authority, path or protocol: visible ASCII.
-_BAD_PSEUDO = _BAD_PATH
+#: Pseudo-header values (method, scheme, authority, path, protocol) are visible ASCII.
+_NOT_VISIBLE = re.compile(rb"[^\x21-\x7e]")
 _SCHEME = re.compile(rb"[a-z][a-z0-9+.\-]*")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORWARDING = frozenset(
-    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
-)
 
 
 class _Head:
@@ -302,7 +299,7 @@ def _parse_head(fields: list[tuple[bytes, bytes]], connect_protocol: bool) -> _H
                 raise _Malformed(f"unknown pseudo-header field {name!r}")
             if name in pseudo:
                 raise _Malformed(f"repeated pseudo-header field {name!r}")
-            if _BAD_PSEUDO.search(value) or not value:
+            if _NOT_VISIBLE.search(value) or not value:
                 raise _Malformed(f"invalid value for {name!r}")
             pseudo[name] = value
             continue
@@ -310,7 +307,7 @@ def _parse_head(fields: list[tuple[bytes, bytes]], connect_protocol: bool) -> _H
             raise _Malformed(f"invalid field name {name!r}")
         if _BAD_VALUE.search(value):
             raise _Malformed(f"invalid value for field {name!r}")
-        if name in _CONNECTION_SPECIFIC:
+        if name in CONNECTION_SPECIFIC:
             raise _Malformed(f"connection-specific field {name!r}")
         if name == b"te":
             if value.lower() != b"trailers":
@@ -329,7 +326,7 @@ def _parse_head(fields: list[tuple[bytes, bytes]], connect_protocol: bool) -> _H
             if value.lower() != b"100-continue":
                 raise _Refused(417, "Only 'Expect: 100-continue' is supported")
             head.expect_continue = True
-        elif name in _FORWARDING:
+        elif name in FORWARDING_HEADERS:
             head.forwarded = True
         headers.append((name, value))
     if cookies:
@@ -343,7 +340,7 @@ def _target(head: _Head, pseudo: dict[bytes, bytes], host: bool) -> None:
     method = pseudo.get(b":method")
     if method is None or not _TOKEN.fullmatch(method):
         raise _Malformed("missing or invalid :method")
-    head.method = _METHODS.get(method) or method.decode("ascii")
+    head.method = METHODS.get(method) or method.decode("ascii")
     authority = pseudo.get(b":authority")
     protocol = pseudo.get(b":protocol")
     path = pseudo.get(b":path")
@@ -362,8 +359,6 @@ def _target(head: _Head, pseudo: dict[bytes, bytes], host: bool) -> None:
             raise _Malformed(":path must be an absolute path")
         if protocol is not None and authority is None:
             raise _Malformed("extended CONNECT needs :authority")
-    if _BAD_PATH.search(path):
-        raise _Malformed("invalid :path")
     head.protocol = protocol
     head.raw_path, _, head.query = path.partition(b"?")
     if authority is not None and not host:
@@ -383,6 +378,38 @@ def _check_sizes(fields: list[tuple[bytes, bytes]], config: Any) -> None:
 
 
 # -- streams ------------------------------------------------------------------
+
+
+class _Budget:
+    """At most `limit` events per `window` seconds (fixed windows on the server's clock)."""
+
+    __slots__ = ("count", "flag", "limit", "start", "what", "window")
+
+    def __init__(self, limit: int, window: float, what: str, flag: str) -> None:
+        self.limit = limit
+        self.window = window
+        self.what = what
+        self.flag = flag
+        self.count = 0
+        self.start = 0.0
+
+    def spend(self, now: float, peer: Peer) -> bool:
+        """Count one event; False (and a warning) once the limit is passed."""
+        if now - self.start >= self.window:
+            self.start = now
+            self.count = 0
+        self.count += 1
+        if self.count <= self.limit:
+            return True
+        logger.warning(
+            "Closed an HTTP/2 connection from %s: more than %d %s in %gs (--h2-max-%s)",
+            peer_name(peer.client),
+            self.limit,
+            self.what,
+            self.window,
+            self.flag,
+        )
+        return False
 
 
 class H2Stream(HTTPStream):
@@ -457,7 +484,7 @@ class H2WebSocket(WebSocketTimers):
 
     def resume_reading(self) -> None:
         self.stream.paused = False
-        self.conn.credit(self.stream)
+        self.conn.release(self.stream)
 
     async def wait_writable(self) -> None:
         await self.conn.wait_writable(self.stream)
@@ -519,14 +546,19 @@ class HTTP2Protocol(asyncio.Protocol):
         self.peer_max_frame = FRAME_LIMIT
         self.blocked: dict[int, H2Stream] = {}
         self.gate = WriteGate()
-        self.wbuf: list[bytes] = []
+        self.wbuf: list[bytes | memoryview] = []
         self.flush_scheduled = False
         self.connect_protocol = config.ws == "auto"
         # Abuse counters, reset every window.
-        self.resets = 0
-        self.reset_window = state.now
-        self.control_frames = 0
-        self.control_window = state.now
+        self.resets = _Budget(
+            config.h2_max_reset_streams, limits.H2_RESET_WINDOW, "streams reset", "reset-streams"
+        )
+        self.control_frames = _Budget(
+            config.h2_max_control_frames,
+            limits.H2_CONTROL_WINDOW,
+            "SETTINGS, PING, PRIORITY and empty DATA frames",
+            "control-frames",
+        )
         self.deadline = state.now + config.timeout_request_header + 1.0
 
     # -- connection events --------------------------------------------------
@@ -572,7 +604,7 @@ class HTTP2Protocol(asyncio.Protocol):
         scope["headers"] = [
             (name, value)
             for name, value in scope["headers"]
-            if name not in _CONNECTION_SPECIFIC and name not in (b"http2-settings", b"te")
+            if name not in CONNECTION_SPECIFIC and name not in (b"http2-settings", b"te")
         ]
         self.last_stream_id = 1
         stream = self._new_stream(1, scope, scope["method"] == "HEAD")
@@ -605,6 +637,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if self.state.metrics is not None:
             self.state.metrics.connections.dec()
         for stream in list(self.streams.values()):
+            stream.local_closed = stream.remote_closed = True
             self._disconnect(stream)
         self.streams.clear()
         self.blocked.clear()
@@ -761,19 +794,7 @@ class HTTP2Protocol(asyncio.Protocol):
         # Frames of unknown types are ignored (RFC 9113 section 4.1).
 
     def _count_control(self) -> None:
-        now = self.state.now
-        if now - self.control_window >= limits.H2_CONTROL_WINDOW:
-            self.control_window = now
-            self.control_frames = 0
-        self.control_frames += 1
-        if self.control_frames > self.config.h2_max_control_frames:
-            logger.warning(
-                "Closed an HTTP/2 connection from %s: more than %d SETTINGS, PING, PRIORITY "
-                "and empty DATA frames in %gs (--h2-max-control-frames)",
-                peer_name(self.peer.client),
-                self.config.h2_max_control_frames,
-                limits.H2_CONTROL_WINDOW,
-            )
+        if not self.control_frames.spend(self.state.now, self.peer):
             raise _ConnectionError(ENHANCE_YOUR_CALM, "too many control frames")
 
     def _apply_settings(self, payload: bytes) -> None:
@@ -846,17 +867,18 @@ class HTTP2Protocol(asyncio.Protocol):
             self.block = []
             self._header_block(flags, stream_id, block)
 
-    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+    def _decode(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], list[Any] | None]:
         """The fields of a header block; a block seen before under the same table, from cache.
 
         Only literal fields with incremental indexing and table size updates change
         the dynamic table; when a block changed nothing, decoding it again would
         give the same fields, so they are kept until the table next changes. (A
-        change always puts a new entry first, or changes the size.)
+        change always puts a new entry first, or changes the size.) Returns the
+        fields and their cache entry, [table version, fields, checked head or None].
         """
         cached = self.decoded.get(block)
         if cached is not None and cached[0] == self.table_version:
-            return cast(list[tuple[bytes, bytes]], cached[1])
+            return cached[1], cached
         table = self.decoder.header_table
         entries = table.dynamic_entries
         first = entries[0] if entries else None
@@ -869,14 +891,16 @@ class HTTP2Protocol(asyncio.Protocol):
             raise _ConnectionError(COMPRESSION_ERROR, f"header block: {exc}") from None
         if (entries[0] if entries else None) is not first or table.maxsize != size:
             self.table_version += 1  # what was cached may be stale
-        elif len(block) <= 1024 and len(fields) <= self.config.limit_request_fields:
-            if len(self.decoded) >= 32:
-                self.decoded.clear()
-            self.decoded[block] = [self.table_version, fields, None]
-        return fields
+            return fields, None
+        if len(block) > 1024 or len(fields) > self.config.limit_request_fields:
+            return fields, None
+        if len(self.decoded) >= 32:
+            self.decoded.clear()
+        cached = self.decoded[block] = [self.table_version, fields, None]
+        return fields, cached
 
     def _header_block(self, flags: int, stream_id: int, block: bytes) -> None:
-        fields = self._decode(block)  # always: the decoder's table must stay in step
+        fields, cached = self._decode(block)  # always: the decoder's table must stay in step
         stream = self.streams.get(stream_id)
         if stream is not None:
             self._trailers(stream, flags, fields)
@@ -900,11 +924,10 @@ class HTTP2Protocol(asyncio.Protocol):
         if len(self.streams) >= self.config.h2_max_concurrent_streams:
             self.reset(stream_id, REFUSED_STREAM)
             return
-        cached = self.decoded.get(block)
-        head = cached[2] if cached is not None and cached[0] == self.table_version else None
+        head = cached[2] if cached is not None else None
         if head is None:
             head = self._head(fields)
-            if cached is not None and cached[0] == self.table_version:
+            if cached is not None:
                 cached[2] = head
         if type(head) is not _Head:
             if type(head) is _Malformed:
@@ -970,18 +993,15 @@ class HTTP2Protocol(asyncio.Protocol):
         stream = self._new_stream(stream_id, scope, False)
         stream.remote_closed = bool(flags & END_STREAM)
         stream.body_complete = True
-        logger.info("Bad request from %s: %s", peer_name(self.peer.client), refused.detail)
-        body = refused.detail.encode()
+        self._error_response(stream, refused.status, refused.detail)
+        self.app_finished(stream)  # ends the stream (RST_STREAM(NO_ERROR) if a body follows)
+
+    def _error_response(self, stream: H2Stream, status: int, detail: str) -> None:
+        """The server's own answer on a stream whose response has not begun."""
+        logger.info("Bad request from %s: %s", peer_name(self.peer.client), detail)
         stream.state = DONE
-        stream.status = refused.status
-        self.write_head(
-            stream,
-            refused.status,
-            ((b"content-type", b"text/plain; charset=utf-8"),),
-            body,
-            False,
-        )
-        self.app_finished(stream)
+        stream.status = status
+        self.write_head(stream, status, _ERROR_FIELDS, detail.encode(), False)
 
     def _malformed(self, stream: H2Stream, detail: str) -> None:
         logger.info("Malformed HTTP/2 request from %s: %s", peer_name(self.peer.client), detail)
@@ -991,25 +1011,11 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _open_websocket(self, stream: H2Stream, protocol: bytes) -> None:
         if protocol != b"websocket":
-            self._refuse_stream(stream, 501, f"Unsupported :protocol {protocol.decode('latin-1')}")
+            detail = f"Unsupported :protocol {protocol.decode('latin-1')}"
+            start_task(self.state, stream.run(refuse_handshake(501, detail)))
             return
         stream.scope = websocket_scope(stream.scope)
-        error = handshake_error(stream.scope)
-        if error is not None:
-            self._refuse_stream(stream, *error)
-            return
-        session = WebSocketSession(stream, self, handshake_request(stream.scope), self.config)
-        start_task(self.state, session.run(self.app))
-
-    def _refuse_stream(self, stream: H2Stream, status: int, detail: str) -> None:
-        async def refuse(scope: Any, receive: Any, send: Any) -> None:
-            headers = [(b"content-type", b"text/plain; charset=utf-8")]
-            if status == 426:
-                headers.append((b"sec-websocket-version", b"13"))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": detail.encode()})
-
-        start_task(self.state, stream.run(refuse))
+        start_task(self.state, websocket_call(stream, self, self.app, self.config))
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes
@@ -1029,8 +1035,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if stream.body:  # frames the client sent before our answer
             early, stream.body = b"".join(stream.body), []
             self.loop.call_soon(session.feed_data, early)
-            stream.held = 0
-            self._credit(stream, len(early))
+            self.release(stream)
         self._send_headers(stream.stream_id, b"".join(fields), False)
         if self.state.metrics is not None:
             self.state.metrics.websockets.inc()
@@ -1078,32 +1083,31 @@ class HTTP2Protocol(asyncio.Protocol):
                 self._credit_connection(flow)
                 self._malformed(stream, "body longer than its content-length")
                 return
+            stream.held += len(data)
             channel = stream.channel
-            if channel is not None:
+            if channel is None:
+                stream.feed_body(data)
+            else:
                 channel.last_seen = self.state.now
                 channel.session.feed_data(data)
-                self._credit(stream, len(data))
-            else:
-                stream.held += len(data)
-                stream.feed_body(data)
+                if not stream.paused:  # the session took it (else: when it resumes)
+                    self.release(stream)
         elif not flags & END_STREAM:
             self._count_control()  # empty DATA frames cost work and carry nothing
         if flow > len(data):
-            self._credit(stream, flow - len(data))  # padding is nobody's to read
+            # Padding is nobody's to read: it is given back at once.
+            self._credit_connection(flow - len(data))
+            self._reopen(stream)
         if flags & END_STREAM:
             self._remote_end(stream)
 
     def _too_large(self, stream: H2Stream) -> None:
-        logger.info("Bad request from %s: Request body too large", peer_name(self.peer.client))
         stream.feed_disconnect()
         if stream.state == 0 and stream.channel is None:
-            stream.state = DONE
-            stream.status = 413
-            body = b"Request body too large"
-            headers = ((b"content-type", b"text/plain; charset=utf-8"),)
-            self.write_head(stream, 413, headers, body, False)
+            self._error_response(stream, 413, "Request body too large")
             self.reset(stream.stream_id, NO_ERROR)  # section 8.1: stop the upload
         else:
+            logger.info("Bad request from %s: body too large", peer_name(self.peer.client))
             self.reset(stream.stream_id, CANCEL)
 
     def _remote_end(self, stream: H2Stream) -> None:
@@ -1144,9 +1148,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if stream.send_window > MAX_WINDOW:
             self.reset(stream_id, FLOW_CONTROL_ERROR)
             return
-        if not stream.local_closed and (
-            stream.out or stream.out_end or stream.out_trailers is not None
-        ):
+        if stream.out:
             self._push(stream)
 
     def _on_rst_stream(self, stream_id: int, payload: bytes) -> None:
@@ -1181,31 +1183,24 @@ class HTTP2Protocol(asyncio.Protocol):
         else:
             self.conn_held = due
 
-    def _credit(self, stream: H2Stream, amount: int) -> None:
-        """`amount` bytes of `stream` were consumed: the client may send them again."""
-        self._credit_connection(amount)
-        if stream.paused and stream.channel is not None:
-            stream.held += amount  # a paused WebSocket: credited when it resumes
-            return
+    def release(self, stream: H2Stream) -> None:
+        """The app took what `stream` held: the client may send as much again."""
+        held = stream.held
+        if held:
+            stream.held = 0
+            self._credit_connection(held)
+        self._reopen(stream)
+
+    def _reopen(self, stream: H2Stream) -> None:
+        """Announce the stream window freed so far, once it is half the window."""
         if stream.remote_closed:
             return
-        # What the client has sent and the app has read (`held`: not read yet).
+        # What the client has sent, less what the app has not taken yet.
         due = self.stream_window - stream.recv_window - stream.held
         if due >= self.stream_window // 2:
-            # Half the window is free again: announce it (not every read: fewer frames).
-            stream.recv_window = self.stream_window
+            stream.recv_window += due
             self.wbuf.append(frame(WINDOW_UPDATE, 0, stream.stream_id, _U32.pack(due)))
             self._schedule_flush()
-
-    def credit(self, stream: H2Stream) -> None:
-        """A WebSocket resumed reading: credit what arrived while it was paused."""
-        held, stream.held = stream.held, 0
-        if held and not stream.remote_closed:
-            due = self.stream_window - stream.recv_window
-            if due > 0:
-                stream.recv_window = self.stream_window
-                self.wbuf.append(frame(WINDOW_UPDATE, 0, stream.stream_id, _U32.pack(due)))
-                self._schedule_flush()
 
     # -- sending --------------------------------------------------------------------
 
@@ -1241,13 +1236,13 @@ class HTTP2Protocol(asyncio.Protocol):
                         block[offset : offset + limit],
                     )
                 )
-        if not self.flush_scheduled:
+        if not self.flush_scheduled:  # (_schedule_flush, inline: once or twice a response)
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
 
     def send_data(self, stream: H2Stream, data: bytes, end: bool) -> None:
         """Send body bytes (and END_STREAM) as the windows allow; queue the rest."""
-        if stream.local_closed or stream.stream_id not in self.streams:
+        if stream.local_closed:
             return
         size = len(data)
         if stream.out or size > stream.send_window or size > self.send_window:
@@ -1261,18 +1256,23 @@ class HTTP2Protocol(asyncio.Protocol):
         limit = self.peer_max_frame
         sid = stream.stream_id
         if size <= limit:
-            self.wbuf.append(frame(DATA, END_STREAM if end else 0, sid, data))
+            self._data(sid, END_STREAM if end else 0, data)
         else:
+            view = memoryview(data)
             for offset in range(0, size, limit):
                 last = end and offset + limit >= size
-                self.wbuf.append(
-                    frame(DATA, END_STREAM if last else 0, sid, data[offset : offset + limit])
-                )
-        if not self.flush_scheduled:
+                self._data(sid, END_STREAM if last else 0, view[offset : offset + limit])
+        if not self.flush_scheduled:  # (_schedule_flush, inline: once or twice a response)
             self.flush_scheduled = True
             self.loop.call_soon(self._flush)
         if end:
             self._local_end(stream)
+
+    def _data(self, stream_id: int, flags: int, data: bytes | memoryview) -> None:
+        """One DATA frame; its payload is not copied until the flush joins the buffer."""
+        self.wbuf.append(_HEAD.pack(len(data) << 8 | DATA, flags, stream_id))
+        if data:
+            self.wbuf.append(data)
 
     def _push(self, stream: H2Stream) -> None:
         """Send what the windows allow of `stream`'s queued output."""
@@ -1293,7 +1293,7 @@ class HTTP2Protocol(asyncio.Protocol):
             stream.send_window -= len(chunk)
             self.send_window -= len(chunk)
             ended = not out and stream.out_end and stream.out_trailers is None
-            self.wbuf.append(frame(DATA, END_STREAM if ended else 0, sid, chunk))
+            self._data(sid, END_STREAM if ended else 0, chunk)
         self._schedule_flush()
         if out:
             self.blocked[sid] = stream
@@ -1303,12 +1303,10 @@ class HTTP2Protocol(asyncio.Protocol):
         if stream.out_trailers is not None:
             self._send_headers(sid, stream.out_trailers, True)
             stream.out_trailers = None
-            stream.out_end = False
             self._local_end(stream)
         elif stream.out_end:
             if not ended:
-                self.wbuf.append(frame(DATA, END_STREAM, sid))
-            stream.out_end = False
+                self._data(sid, END_STREAM, b"")
             self._local_end(stream)
         if not self.gate.paused:
             self._writing_paused(stream, False)
@@ -1332,7 +1330,7 @@ class HTTP2Protocol(asyncio.Protocol):
     async def wait_writable(self, stream: HTTPStream) -> None:
         h2 = cast(H2Stream, stream)
         while (h2.out or self.gate.paused) and not (
-            h2.disconnected or self.phase == _CLOSED or h2.stream_id not in self.streams
+            h2.local_closed or h2.disconnected or self.phase == _CLOSED
         ):
             waiter = self.loop.create_future()
             h2.waiter = waiter
@@ -1354,19 +1352,14 @@ class HTTP2Protocol(asyncio.Protocol):
         more: bool,
     ) -> int:
         h2 = cast(H2Stream, stream)
-        if h2.local_closed or h2.stream_id not in self.streams:
+        if h2.local_closed:
             return -1
         parts = [_STATUS[status]]
         declared = _encode_fields(headers, parts)
         last = not more and not stream.trailers
-        if stream.no_body:
-            if declared < 0 and body and not more and stream.head_only:
-                parts.append(_encoder.encode([(b"content-length", b"%d" % len(body))]))
-        elif declared >= 0:
-            if len(body) > declared or (not more and len(body) < declared):
-                raise InvalidMessage(content_length_mismatch(declared, len(body), more))
-        elif not more:
-            parts.append(_content_length(len(body)))
+        length = announced_length(stream, declared, body, more, not more)
+        if length >= 0:
+            parts.append(_content_length(length))
         parts.append(self._defaults_block())
         block = b"".join(parts)
         sid = h2.stream_id
@@ -1409,7 +1402,7 @@ class HTTP2Protocol(asyncio.Protocol):
     def write_trailers(self, stream: HTTPStream, headers: Iterable[tuple[bytes, bytes]]) -> None:
         h2 = cast(H2Stream, stream)
         block = _trailer_block(headers)
-        if not h2.local_closed and h2.stream_id in self.streams:
+        if not h2.local_closed:
             if h2.out:
                 h2.out_trailers = block
                 h2.out_end = True
@@ -1420,23 +1413,19 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def send_continue(self, stream: HTTPStream) -> None:
         h2 = cast(H2Stream, stream)
-        if not h2.local_closed and h2.stream_id in self.streams:
+        if not h2.local_closed:
             self._send_headers(h2.stream_id, _STATUS[100], False)
 
     def body_consumed(self, stream: HTTPStream) -> None:
-        h2 = cast(H2Stream, stream)
-        held = h2.held
-        if held:
-            h2.held = 0
-            self._credit(h2, held)
+        self.release(cast(H2Stream, stream))
 
     def abort(self, stream: HTTPStream) -> None:
         self.reset(cast(H2Stream, stream).stream_id, INTERNAL_ERROR)
 
     def app_finished(self, stream: HTTPStream) -> None:
         h2 = cast(H2Stream, stream)
-        if h2.stream_id not in self.streams or h2.channel is not None:
-            return
+        if (h2.local_closed and h2.remote_closed) or h2.channel is not None:
+            return  # closed (and dropped), or a WebSocket: its session ends the stream
         if not h2.local_closed and not h2.out_end:
             # The failure policy always completes or aborts; this is a guard.
             self.reset(h2.stream_id, INTERNAL_ERROR)
@@ -1464,22 +1453,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _count_reset(self) -> bool:
         """Count a stream reset before its response ended; True once past the limit."""
-        now = self.state.now
-        if now - self.reset_window >= limits.H2_RESET_WINDOW:
-            self.reset_window = now
-            self.resets = 0
-        self.resets += 1
-        if self.resets <= self.config.h2_max_reset_streams:
-            return False
-        if self.phase != _CLOSED:
-            logger.warning(
-                "Closed an HTTP/2 connection from %s: more than %d streams reset in %gs "
-                "(--h2-max-reset-streams)",
-                peer_name(self.peer.client),
-                self.config.h2_max_reset_streams,
-                limits.H2_RESET_WINDOW,
-            )
-        return True
+        return self.phase != _CLOSED and not self.resets.spend(self.state.now, self.peer)
 
     def _closed(self, stream_id: int, reset: bool) -> None:
         """Remember a closed stream (bounded): frames for it are errors, or ignored if reset."""
@@ -1505,9 +1479,11 @@ class HTTP2Protocol(asyncio.Protocol):
         sid = stream.stream_id
         if self.streams.pop(sid, None) is None:
             return
+        # Closed both ways now (if it was not already): nothing more is sent or read.
+        stream.local_closed = stream.remote_closed = True
         self.blocked.pop(sid, None)
         self._closed(sid, False)
-        if stream.held and stream.channel is None:
+        if stream.held:
             # Body bytes the app will never read: the connection's window gets them back.
             self._credit_connection(stream.held)
             stream.held = 0
@@ -1592,6 +1568,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
 
 _DEFAULTS: dict[tuple[bytes, bool], bytes] = {}
+_ERROR_FIELDS = ((b"content-type", b"text/plain; charset=utf-8"),)
 _LENGTHS = {n: _encoder.encode([(b"content-length", b"%d" % n)]) for n in range(1024)}
 
 
