@@ -92,6 +92,15 @@ def html_client(site: Path, client_for: Callable[..., TestClient]) -> TestClient
 def call(
     app: StaticFiles, path: str, method: str = "GET", root_path: str = ""
 ) -> tuple[int, bytes]:
+    """Send one request with a hand-built scope; the status and body of the answer."""
+    sent = exchange(app, path, method, root_path)
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    return sent[0]["status"], body
+
+
+def exchange(
+    app: StaticFiles, path: str, method: str = "GET", root_path: str = ""
+) -> list[dict[str, Any]]:
     """Send one request with a hand-built scope (no client to normalise the path)."""
     scope = {
         "type": "http",
@@ -121,8 +130,7 @@ def call(
         sent.append(message)
 
     asyncio.run(app(scope, receive, send))
-    body = b"".join(message.get("body", b"") for message in sent[1:])
-    return sent[0]["status"], body
+    return sent
 
 
 # -- serving --------------------------------------------------------------------
@@ -240,22 +248,7 @@ def test_html_mode_redirect_never_leaves_the_host(site: Path) -> None:
     (site / "evil.example").mkdir()
     (site / "evil.example" / "index.html").write_text("x")
     app = StaticFiles(directory=site, html=True)
-    sent: list[dict[str, Any]] = []
-    messages: list[dict[str, Any]] = [{"type": "http.request", "body": b"", "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        # The body once; then, as a server does, wait while the client stays connected.
-        if messages:
-            return messages.pop(0)
-        await asyncio.Event().wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": "//evil.example", "root_path": ""}
-    scope |= {"headers": [], "query_string": b""}
-    asyncio.run(app(scope, receive, send))
+    sent = exchange(app, "//evil.example")
     assert sent[0]["status"] == 307
     assert dict(sent[0]["headers"])[b"location"] == b"/evil.example/"
 

@@ -592,13 +592,11 @@ class HTTP1Protocol(asyncio.Protocol):
         transport = self.transport
         transport.write(data)
         connection = WebSocketProtocol(self.state, session, transport)
-        self.closing = True  # this HTTP/1.1 protocol is done with the socket
+        self._leave()
         self.current = None
-        self.state.connections.discard(self)
         self.state.connections.add(connection)
         transport.set_protocol(connection)
         if self.state.metrics is not None:  # the connection is counted as a WebSocket now
-            self.state.metrics.connections.dec()
             self.state.metrics.websockets.inc()
         pending, self.ws_pending = self.ws_pending, b""
         if pending:
