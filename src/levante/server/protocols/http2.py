@@ -565,21 +565,21 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.state.connections.add(self)
-        if self.state.metrics is not None:
-            self.state.metrics.connections.inc()
         self.peer.connected(transport)
-        if self.state.shutting_down:
-            self.shutdown()
+        self._register(b"")
 
     def adopt(self, transport: asyncio.Transport, peer: Peer, data: bytes) -> None:
         """Take over a connection HTTP/1.1 began (prior knowledge, or after ALPN)."""
         self.transport = transport
         self.peer = peer
+        transport.set_protocol(self)
+        self._register(data)
+
+    def _register(self, data: bytes) -> None:
+        """Count the connection as open; read what HTTP/1.1 already received."""
         self.state.connections.add(self)
         if self.state.metrics is not None:
             self.state.metrics.connections.inc()
-        transport.set_protocol(self)
         if data:
             self.data_received(data)
         if self.state.shutting_down:
