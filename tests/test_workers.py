@@ -186,8 +186,12 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker(
     child.popen.send_signal(signal.SIGTTIN)
     child.wait_line("Received SIGTTIN: 2 workers")
     wait_until(lambda: len(pids_seen(port, 2, tries=100)) == 2, "a second worker")
+    both = pids_seen(port, 2)
     child.popen.send_signal(signal.SIGTTOU)
     child.wait_line("Received SIGTTOU: 1 workers")
+    # The removed worker stops gracefully: it may answer a request or two until it has.
+    (removed,) = both - first
+    child.wait_line(f"Finished server process [{removed}]")
     remaining = pids_seen(port, 2, tries=100)
     assert remaining == first
 
