@@ -118,25 +118,32 @@ class RawWebSocket:
     def send_frame(
         self, opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv: int = 0
     ) -> None:
-        head = bytearray([(0x80 if fin else 0) | rsv << 4 | opcode])
-        length = len(payload)
-        mask_bit = 0x80 if mask else 0
-        if length < 126:
-            head.append(mask_bit | length)
-        elif length < 1 << 16:
-            head.append(mask_bit | 126)
-            head += struct.pack("!H", length)
-        else:
-            head.append(mask_bit | 127)
-            head += struct.pack("!Q", length)
-        if mask:
-            key = os.urandom(4)
-            head += key
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(bytes(head) + payload)
+        self.sock.sendall(client_frame(opcode, payload, fin=fin, mask=mask, rsv=rsv))
 
     def close(self) -> None:
         self.sock.close()
+
+
+def client_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, mask: bool = True, rsv: int = 0
+) -> bytes:
+    """One client frame as bytes (RFC 6455 section 5.2), masked unless told otherwise."""
+    head = bytearray([(0x80 if fin else 0) | rsv << 4 | opcode])
+    length = len(payload)
+    mask_bit = 0x80 if mask else 0
+    if length < 126:
+        head.append(mask_bit | length)
+    elif length < 1 << 16:
+        head.append(mask_bit | 126)
+        head += struct.pack("!H", length)
+    else:
+        head.append(mask_bit | 127)
+        head += struct.pack("!Q", length)
+    if mask:
+        key = os.urandom(4)
+        head += key
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes(head) + payload
 
 
 def check_echo(server: Running, ws: Any, text: str = "still here") -> None:
@@ -358,6 +365,123 @@ def test_protocol_error_closes_only_that_connection(
         check_echo(server, bystander, "after")
         wait_for(lambda: len(disconnects(record)) == 1, timeout=5)
         assert disconnects(record)[0]["code"] == code
+
+
+# -- 4b. frame boundaries: whatever way the bytes arrive, every message is whole ------
+
+
+def read_data(raw: RawWebSocket) -> tuple[int, bytes]:
+    """(opcode, payload) of the next data message; pongs are skipped."""
+    while True:
+        fin, opcode, payload = raw.read_frame()
+        if opcode != OP_PONG:
+            assert fin, "the server fragmented a message"
+            return opcode, payload
+
+
+def expect_pong(raw: RawWebSocket, payload: bytes) -> None:
+    """The next frame is the pong to `payload`: the server has read all sent before it."""
+    _, opcode, data = raw.read_frame()
+    assert (opcode, data) == (OP_PONG, payload)
+
+
+@pytest.mark.parametrize("size", [5, 125, 126, 300, 65535, 65536, 200_000])
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, 11], ids=lambda c: f"cut{c}")
+def test_a_frame_split_anywhere_is_echoed_whole(serve: Any, size: int, cut: int) -> None:
+    # A ping and the first `cut` bytes of a text frame go in one write; the pong
+    # proves the server read them before the rest of the frame arrives.
+    server = serve(ws_apps.recording_echo([]))
+    raw = RawWebSocket(server.port)
+    try:
+        text = ("é" * size)[: size // 2] + "x" * (size - 2 * (size // 2))
+        data = client_frame(OP_TEXT, text.encode())
+        raw.sock.sendall(client_frame(OP_PING, b"p") + data[:cut])
+        expect_pong(raw, b"p")
+        raw.sock.sendall(data[cut:])
+        assert read_data(raw) == (OP_TEXT, text.encode())
+        raw.send_frame(OP_BINARY, b"\x00after")
+        assert read_data(raw) == (OP_BINARY, b"\x00after")
+    finally:
+        raw.close()
+
+
+def test_many_frames_in_one_write_are_echoed_in_order(serve: Any) -> None:
+    server = serve(ws_apps.recording_echo([]))
+    raw = RawWebSocket(server.port)
+    try:
+        messages = [(OP_TEXT if i % 2 else OP_BINARY, b"m%d" % i * (i * 37)) for i in range(40)]
+        raw.sock.sendall(b"".join(client_frame(op, payload) for op, payload in messages))
+        assert [read_data(raw) for _ in messages] == messages
+    finally:
+        raw.close()
+
+
+def test_fragmented_message_with_a_ping_inside_then_whole_messages(serve: Any) -> None:
+    server = serve(ws_apps.recording_echo([]))
+    raw = RawWebSocket(server.port)
+    try:
+        raw.sock.sendall(
+            client_frame(OP_TEXT, b"one ", fin=False)
+            + client_frame(OP_PING, b"mid")
+            + client_frame(OP_CONT, b"two ", fin=False)
+        )
+        expect_pong(raw, b"mid")
+        raw.sock.sendall(
+            client_frame(OP_CONT, b"three")
+            + client_frame(OP_TEXT, b"next")
+            + client_frame(OP_BINARY, b"\xff" * 70_000)
+        )
+        assert read_data(raw) == (OP_TEXT, b"one two three")
+        assert read_data(raw) == (OP_TEXT, b"next")
+        assert read_data(raw) == (OP_BINARY, b"\xff" * 70_000)
+    finally:
+        raw.close()
+
+
+def test_invalid_utf8_split_across_reads_closes_with_1007(serve: Any) -> None:
+    server = serve(ws_apps.recording_echo([]))
+    raw = RawWebSocket(server.port)
+    try:
+        data = client_frame(OP_TEXT, b"ok" * 40 + b"\xc3(")
+        raw.sock.sendall(client_frame(OP_PING, b"p") + data[:20])
+        expect_pong(raw, b"p")
+        raw.sock.sendall(data[20:])
+        assert raw.read_close() == (1007, [])
+    finally:
+        raw.close()
+
+
+def test_text_frame_over_the_size_limit_closes_with_1009(serve: Any) -> None:
+    server = serve(ws_apps.recording_echo([]), ws_max_size=1000)
+    raw = RawWebSocket(server.port)
+    try:
+        raw.send_frame(OP_TEXT, b"a" * 1000)
+        assert read_data(raw) == (OP_TEXT, b"a" * 1000)
+        raw.send_frame(OP_TEXT, b"a" * 1001)
+        assert raw.read_close() == (1009, [])
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536, 300_000])
+def test_app_messages_of_every_length_encoding_reach_the_client(serve: Any, size: int) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "bytes": memoryview(b"b" * size)})
+        await send({"type": "websocket.send", "text": "t" * size})
+        await send({"type": "websocket.close", "code": 1000})
+
+    server = serve(app)
+    raw = RawWebSocket(server.port)
+    try:
+        assert read_data(raw) == (OP_BINARY, b"b" * size)
+        assert read_data(raw) == (OP_TEXT, b"t" * size)
+        assert raw.read_close() == (1000, [])
+    finally:
+        raw.close()
 
 
 # -- 5. graceful shutdown -------------------------------------------------------

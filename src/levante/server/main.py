@@ -147,7 +147,7 @@ class Server:
 
     async def _shutdown(self, state: ServerState) -> None:
         logger.info("Shutting down")
-        state.shutting_down = True
+        state.begin_shutdown()
         for server in self._servers:
             server.close()
         # Connections the loop accepted before the listeners closed may still be on

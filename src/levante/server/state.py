@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -52,13 +52,14 @@ class ServerState:
             else None
         )
         self.shutting_down = False
+        #: What a finished app call's task calls: until shutdown, only forget it.
+        self.on_task_done: Callable[[asyncio.Task[None]], object] = self.tasks.discard
         self.total_requests = 0
         self.drained = asyncio.Event()
         #: `loop.time()` at the last tick (one-second resolution, for timeouts).
         self.now = loop.time()
         #: `server` and `date` header lines and the blank line ending a head.
         self.default_headers = b"\r\n"
-        self.default_headers_lines = 1
         self.refresh_headers()
 
     def refresh_headers(self) -> None:
@@ -72,16 +73,21 @@ class ServerState:
             lines.append(b"date: %s\r\n" % self.date)
         lines.append(b"\r\n")
         self.default_headers = b"".join(lines)
-        self.default_headers_lines = len(lines)
 
     def check_drained(self) -> None:
         if self.shutting_down and not self.connections and not self.tasks:
             self.drained.set()
 
+    def begin_shutdown(self) -> None:
+        """From now on, the end of the last app call may complete the drain."""
+        self.shutting_down = True
+        self.on_task_done = self.task_done
+        for task in self.tasks:
+            task.add_done_callback(self.task_done)
+
     def task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        if self.shutting_down:
-            self.check_drained()
+        self.check_drained()
 
 
 def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:
@@ -93,4 +99,4 @@ def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:
     """
     task = state.loop.create_task(coro)
     state.tasks.add(task)
-    task.add_done_callback(state.task_done)
+    task.add_done_callback(state.on_task_done)

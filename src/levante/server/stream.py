@@ -192,7 +192,10 @@ class HTTPStream:
     # -- ASGI send ----------------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        kind = message_type(message)
+        try:
+            kind = message["type"]
+        except (KeyError, TypeError):
+            kind = message_type(message)  # raises the explanation
         if self.disconnected:
             raise ClientDisconnected(
                 f"the client disconnected; {kind!r} was not sent. Stop producing the response."
@@ -208,6 +211,7 @@ class HTTPStream:
         elif kind == "http.response.pathsend":
             await self._pathsend(message)
         else:
+            message_type(message)  # a type that is not a str is explained there
             raise UnexpectedMessage(
                 f"unknown message type {kind!r} for an HTTP request; expected "
                 "'http.response.start', 'http.response.body', 'http.response.trailers' "

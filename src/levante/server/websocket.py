@@ -25,6 +25,11 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+try:
+    from websockets.speedups import apply_mask
+except ImportError:  # websockets built without its C extension
+    from websockets.utils import apply_mask
+
 from levante.asgi import ASGIApp, Message
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
 from levante.server.flow import wake
@@ -50,6 +55,11 @@ ABNORMAL_CLOSURE = 1006
 #: what it is given, so feeding slices and stopping while the app's queue is
 #: full bounds the queue at `ws_max_queue` plus what one slice holds.
 FEED_SLICE = 4096
+#: An incomplete simple frame up to this size waits for its rest to be read here;
+#: a larger one streams through the protocol.
+_WAIT_FOR_FRAME = 64 * 1024
+#: A larger payload is written after its frame head instead of joined to it (no copy).
+_JOIN_LIMIT = 16 * 1024
 
 
 class _ServerProtocol(ServerProtocol):
@@ -110,6 +120,10 @@ class WebSocketSession:
         self.close_reason = ""
         self.close_sent = False
         self.unparsed = b""
+        #: No extension was negotiated: simple frames are read and written here.
+        self.plain = False
+        #: Bytes of a frame the protocol is in the middle of (see _feed).
+        self.passthrough = 0
         extensions = [ServerPerMessageDeflateFactory()] if config.ws_per_message_deflate else []
         self.protocol = _ServerProtocol(
             extensions=extensions, max_size=config.ws_max_size, logger=logger
@@ -126,17 +140,83 @@ class WebSocketSession:
         size = len(data)
         offset = 0
         limit = self.config.ws_max_queue
+        protocol = self.protocol
         while offset < size and len(self.messages) < limit:
-            self.protocol.receive_data(
-                data[offset : offset + FEED_SLICE] if size > FEED_SLICE else data
-            )
-            offset += FEED_SLICE
+            if self.plain and protocol.state is State.OPEN:
+                # Frame boundaries are tracked: whole simple frames are read here,
+                # anything else goes to the protocol one frame at a time.
+                if not self.passthrough:
+                    used = self._read_frame(data, offset, size)
+                    if used > 0:
+                        offset += used
+                        continue
+                    if used == 0:
+                        break  # a frame's start is not all here yet: wait for more
+                    self.passthrough = -used
+                count = min(self.passthrough, FEED_SLICE, size - offset)
+                self.passthrough -= count
+            else:
+                count = min(FEED_SLICE, size - offset)
+            protocol.receive_data(data if count == size else data[offset : offset + count])
+            offset += count
             self._process()
         self.unparsed = data[offset:] if offset < size else b""
-        if self.unparsed and not self.reading_paused and self.transport is not None:
+        if (
+            len(self.messages) >= limit
+            and self.unparsed
+            and not self.reading_paused
+            and self.transport is not None
+        ):
             # The app is not keeping up: stop reading, the peer's sends back up.
             self.reading_paused = True
             self.transport.pause_reading()
+
+    def _read_frame(self, data: bytes, offset: int, size: int) -> int:
+        """Read one frame at `offset`: its length if handled here, else minus its length.
+
+        Handled here: a whole, masked, unfragmented text or binary frame within the
+        size limit, between messages, with no extension negotiated (what almost every
+        message is). The protocol gets everything else, checks included; 0: the frame
+        is incomplete and small enough to wait for.
+        """
+        if size - offset < 2:
+            return 0
+        first = data[offset]
+        second = data[offset + 1]
+        length = second & 0x7F
+        start = offset + 2
+        if length == 126:
+            if size - offset < 4:
+                return 0
+            length = int.from_bytes(data[start : start + 2])
+            start += 2
+        elif length == 127:
+            if size - offset < 10:
+                return 0
+            length = int.from_bytes(data[start : start + 8])
+            start += 8
+        masked = second & 0x80
+        end = start + (4 if masked else 0) + length
+        limit = self.protocol.max_message_size
+        if (
+            (first != 0x81 and first != 0x82)  # noqa: PLR1714 (ints: two compares are fastest)
+            or not masked
+            or self.fragment_opcode is not None
+            or (limit is not None and length > limit)
+        ):
+            return offset - end
+        if end > size:
+            return 0 if end - offset <= _WAIT_FOR_FRAME else offset - end
+        payload = apply_mask(data[start + 4 : end], data[start : start + 4])
+        if first == 0x81:
+            try:
+                message: Message = {"type": "websocket.receive", "text": payload.decode()}
+            except UnicodeDecodeError:
+                return offset - end  # the protocol closes with 1007
+        else:
+            message = {"type": "websocket.receive", "bytes": payload}
+        self._queue(message)
+        return end - offset
 
     def feed_eof(self) -> None:
         self.protocol.receive_eof()
@@ -177,9 +257,11 @@ class WebSocketSession:
             except UnicodeDecodeError:  # the protocol checks UTF-8; this is a guard
                 self.protocol.fail(1007, "invalid UTF-8")
                 return
-            message: Message = {"type": "websocket.receive", "text": text}
+            self._queue({"type": "websocket.receive", "text": text})
         else:
-            message = {"type": "websocket.receive", "bytes": data}
+            self._queue({"type": "websocket.receive", "bytes": data})
+
+    def _queue(self, message: Message) -> None:
         self.messages.append(message)
         if (
             len(self.messages) >= self.config.ws_max_queue
@@ -188,7 +270,8 @@ class WebSocketSession:
         ):
             self.reading_paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self.waiters:
+            self._wake()
 
     def _flush(self) -> None:
         transport = self.transport
@@ -253,7 +336,7 @@ class WebSocketSession:
     def _resume(self) -> None:
         if self.unparsed:
             self._feed()
-        if not self.unparsed and len(self.messages) < self.config.ws_max_queue:
+        if len(self.messages) < self.config.ws_max_queue:
             self.reading_paused = False
             if self.transport is not None:
                 self.transport.resume_reading()
@@ -303,6 +386,7 @@ class WebSocketSession:
             protocol.parser = protocol.parse()
             next(protocol.parser)
         data = b"".join(protocol.data_to_send())
+        self.plain = not protocol.extensions
         self.state = OPEN
         self.http.state = 4  # the HTTP exchange is over: it became this session
         self.transport = self.handover.accept_websocket(self, response, data)
@@ -322,13 +406,20 @@ class WebSocketSession:
                 raise InvalidMessage(
                     f"'websocket.send' 'text' must be str, got {type(text).__name__}"
                 )
-            self.protocol.send_text(text.encode())
+            if self.plain and self.transport is not None:
+                _write_frame(self.transport, 0x81, text.encode())
+            else:
+                self.protocol.send_text(text.encode())
+                self._flush()
         else:
             data = message.get("bytes")
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise InvalidMessage("'websocket.send' needs 'text' (str) or 'bytes' (bytes)")
-            self.protocol.send_binary(data)
-        self._flush()
+            if self.plain and self.transport is not None:
+                _write_frame(self.transport, 0x82, data)
+            else:
+                self.protocol.send_binary(data)
+                self._flush()
         if self.writing_paused and self.transport is not None:
             await self.transport.wait_writable()
 
@@ -393,6 +484,22 @@ class WebSocketSession:
         elif self.protocol.state is State.OPEN:
             self.protocol.send_close(INTERNAL_ERROR, "")
             self._flush()
+
+
+def _write_frame(
+    transport: WebSocketTransport, first: int, payload: bytes | bytearray | memoryview
+) -> None:
+    """Write one unfragmented, unmasked frame (a server's, RFC 6455 section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((first, size))
+    elif size < 65536:
+        head = bytes((first, 126)) + size.to_bytes(2)
+    else:
+        head = bytes((first, 127)) + size.to_bytes(8)
+    transport.write(head + payload if size <= _JOIN_LIMIT else head)
+    if size > _JOIN_LIMIT:
+        transport.write(bytes(payload))
 
 
 #: Stands in for Sec-WebSocket-Key on HTTP/2, where extended CONNECT has none

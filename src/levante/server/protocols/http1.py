@@ -663,8 +663,8 @@ class HTTP1Protocol(asyncio.Protocol):
             flags |= _F_CLOSE
         flags = _frame(stream, parts, declared, flags, body, more)
         parts.append(self.state.default_headers)
+        # Every line is checked: the app's by _serialise_headers, the rest are ours.
         head = b"".join(parts)
-        _check_head(head, len(parts) - 1 + self.state.default_headers_lines)
         chunked = flags & _F_CHUNKED
         self.resp_close = bool(flags & _F_CLOSE)
         self.resp_chunked = bool(chunked)
@@ -915,12 +915,23 @@ class _Queued:
 _SPECIAL = frozenset(
     (b"host", b"content-length", b"expect", b"transfer-encoding", b"upgrade", *FORWARDING_HEADERS)
 )
-_FRAMING = frozenset((b"content-length", b"connection", b"transfer-encoding"))
 
 
 # Response framing flags.
 _F_CHUNKED = 1
 _F_CLOSE = 2
+
+
+#: Each response header line the server has checked, by its ``(name, value)`` pair: the
+#: line and what it means for framing (`_ORDINARY`, `_CLOSE_ASKED`, `_DROPPED`, or a
+#: Content-Length). Apps send the same few headers again and again; a pair is
+#: checked and formatted once. Bounded: past `_LINES_MAX` pairs, new ones are not kept.
+_LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_LINES_MAX = 2048
+_ORDINARY = -1
+_CLOSE_ASKED = -2  # "connection: close": the line is dropped, the connection closes
+_DROPPED = -3  # another connection option: the line is dropped
+_CHUNKED_ASKED = -4  # "transfer-encoding: chunked": the line is dropped, the body chunked
 
 
 def _serialise_headers(
@@ -929,27 +940,25 @@ def _serialise_headers(
     """Append the app's header lines to `parts`; return (content-length or -1, flags)."""
     declared = -1
     flags = 0
+    lines = _LINES
     try:
-        for name, value in headers:
-            lname = name.lower()
-            if lname in _FRAMING:
-                if lname == b"content-length":
-                    declared = _content_length(value)
-                elif lname == b"connection":
-                    # Persistence is the server's to decide; the app may ask to close.
-                    if b"close" in value.lower():
-                        flags |= _F_CLOSE
-                    continue
-                else:
-                    # The server frames the body; the app may only ask for chunks.
-                    if value.strip().lower() != b"chunked":
-                        raise InvalidMessage(
-                            f"response 'transfer-encoding: {value.decode('latin-1')}' is not "
-                            "supported: compress the body yourself and set content-encoding"
-                        )
-                    flags |= _F_CHUNKED
-                    continue
-            parts.append(b"%s: %s\r\n" % (name, value))
+        for pair in headers:
+            try:
+                known = lines.get(pair)
+            except TypeError:  # a list, not a tuple: not kept
+                known = None
+            if known is None:
+                known = _header_line(pair)
+            line, meaning = known
+            if meaning == _ORDINARY:
+                parts.append(line)
+            elif meaning >= 0:
+                declared = meaning
+                parts.append(line)
+            elif meaning == _CLOSE_ASKED:
+                flags |= _F_CLOSE
+            elif meaning == _CHUNKED_ASKED:
+                flags |= _F_CHUNKED
     except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidMessage(
             f"'http.response.start' headers must be an iterable of (bytes, bytes) pairs: {exc}"
@@ -957,6 +966,34 @@ def _serialise_headers(
     if declared >= 0 and flags & _F_CHUNKED:
         raise InvalidMessage("a response cannot have both content-length and transfer-encoding")
     return declared, flags
+
+
+def _header_line(pair: tuple[bytes, bytes]) -> tuple[bytes, int]:
+    """Check and format one response header; keep it in `_LINES` if there is room."""
+    name, value = pair
+    line = b"%s: %s\r\n" % (name, value)
+    if line.count(b"\n") != 1 or line.count(b"\r") != 1 or b"\0" in line:
+        raise InvalidMessage("response header names and values must not contain CR, LF or NUL")
+    lname = name.lower()
+    meaning = _ORDINARY
+    if lname == b"content-length":
+        meaning = _content_length(value)
+    elif lname == b"connection":
+        # Persistence is the server's to decide; the app may ask to close.
+        meaning = _CLOSE_ASKED if b"close" in value.lower() else _DROPPED
+    elif lname == b"transfer-encoding":
+        # The server frames the body; the app may only ask for chunks.
+        if value.strip().lower() != b"chunked":
+            raise InvalidMessage(
+                f"response 'transfer-encoding: {value.decode('latin-1')}' is not "
+                "supported: compress the body yourself and set content-encoding"
+            )
+        meaning = _CHUNKED_ASKED
+    known = (line, meaning)
+    exact = type(pair) is tuple and type(name) is bytes and type(value) is bytes
+    if exact and len(_LINES) < _LINES_MAX:
+        _LINES[pair] = known
+    return known
 
 
 def _frame(  # noqa: PLR0917 (hot path: positional on purpose)
