@@ -6,7 +6,7 @@ Each request is a fresh scope, a `receive` that hands over an empty body and a
     .venv/bin/python bench/inprocess.py                      # levante.web vs Starlette, etc.
     .venv/bin/python bench/inprocess.py --profile levante_web --path /json
 
-Apps are imported from bench/apps and from ../shared/bench/apps.
+Apps are imported from bench/apps (bare names) and from bench (`apps.<name>`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SHARED_APPS = HERE.parent.parent / "shared" / "bench"
 DEFAULT_APPS = ["levante_web", "apps.starlette_app", "apps.fastapi_app", "apps.raw"]
 DEFAULT_PATHS = ["/plaintext", "/json", "/items/42?q=hello&limit=5"]
 
@@ -68,7 +67,7 @@ async def drive(app: Any, target: str, count: int) -> float:
 
 
 def load(name: str) -> Any:
-    sys.path[:0] = [str(HERE / "apps"), str(SHARED_APPS)]
+    sys.path[:0] = [str(HERE / "apps"), str(HERE)]
     return importlib.import_module(name).app
 
 
