@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
+def pytest_report_header() -> str:
+    import levante.server
+
+    build = "compiled (mypyc)" if levante.server.compiled() else "pure Python"
+    return f"levante: {build}, from {Path(levante.server.__file__ or '').parent}"
+
+
 @dataclass
 class Running:
     """A server running in a background thread with its own uvloop event loop."""

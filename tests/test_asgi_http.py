@@ -652,6 +652,39 @@ def test_app_returning_after_a_partial_stream_aborts_the_connection(serve: Serve
     assert_aborted(server.url)
 
 
+def test_header_pairs_as_lists_and_bytearray_values_are_sent(serve: Serve) -> None:
+    # ASGI names "iterable of [name, value] two-item iterables"; apps send lists too.
+    @http_only
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    [b"x-list", b"one"],
+                    (b"x-bytearray", bytearray(b"two")),
+                    [b"content-length", b"2"],
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = start(serve, app)
+    for _ in range(2):  # the second time through any kept form of the lines
+        head, _, body = exchange(
+            server.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"\r\nx-list: one\r\n" in head
+        assert b"\r\nx-bytearray: two\r\n" in head
+        assert body == b"ok"
+    with httpx.Client(http1=False, http2=True) as client:
+        response = client.get(server.url)
+    assert response.http_version == "HTTP/2"
+    assert (response.headers["x-list"], response.headers["x-bytearray"]) == ("one", "two")
+    assert response.content == b"ok"
+
+
 def test_headers_with_str_names_raise_invalid_message_and_answer_500(serve: Serve) -> None:
     errors: list[BaseException] = []
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
+import pytest
 
+import levante.server
 from tests.conftest import connect, read_response
 
 
@@ -40,3 +43,12 @@ def test_keep_alive_serves_several_requests_on_one_connection(serve: Any) -> Non
             status, _headers, body = read_response(sock)
             assert status == b"HTTP/1.1 200 OK"
             assert body == b"hello"
+
+
+def test_the_build_under_test_is_the_one_asked_for() -> None:
+    # scripts/test runs the suite on the source and on the compiled build; this makes
+    # sure the compiled run did not quietly import the source (or the reverse).
+    expected = os.environ.get("LEVANTE_EXPECT_BUILD")
+    if expected is None:
+        pytest.skip("LEVANTE_EXPECT_BUILD is set by scripts/test")
+    assert levante.server.compiled() == (expected == "compiled")

@@ -82,6 +82,15 @@ def commit() -> str:
     return p.stdout.strip() or "unknown"
 
 
+def levante_build() -> str:
+    """ "compiled" (mypyc, what a normal install builds) or "pure Python"."""
+    try:
+        import levante.server
+    except ImportError:
+        return "not installed"
+    return "compiled" if levante.server.compiled() else "pure Python"
+
+
 def describe() -> dict[str, object]:
     """The `machine` block of a result's meta."""
     packages = package_versions()
@@ -92,6 +101,7 @@ def describe() -> dict[str, object]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "levante": packages["levante"],
+        "levante_build": levante_build(),
         "commit": commit(),
         "packages": packages,
         "tools": tool_versions(),

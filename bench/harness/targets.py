@@ -94,7 +94,14 @@ _TARGET_LIST = [
         group="floor",
         note="bare uvloop + httptools protocol, no ASGI: the limit of this stack",
     ),
-    # Not in the default run; the shared harness's variants, for a closer look.
+    # Not in the default run: the pure-Python modules in place of the compiled build, and
+    # the shared harness's variants, for a closer look.
+    Target(
+        "levante-pure",
+        "PYTHONPATH=" + str(BENCH_DIR.parent / "src") + " " + _on(_LEVANTE, "apps.raw:app"),
+        default=False,
+        note="Levante server from the source tree (no compiled modules), raw ASGI app",
+    ),
     Target(
         "uvicorn-h11",
         _on(_UV + " --http h11 --loop uvloop --ws auto", "apps.raw:app"),

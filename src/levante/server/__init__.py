@@ -13,6 +13,13 @@ from levante.server.errors import (
 )
 from levante.server.main import Server, run
 
+
+def compiled() -> bool:
+    """Whether the server's hot modules run compiled (mypyc) rather than as Python source."""
+    from levante.server import stream
+
+    return not stream.__file__.endswith(".py") if stream.__file__ else False
+
 __all__ = [
     "ASGIProtocolError",
     "AppImportError",
@@ -24,5 +31,6 @@ __all__ = [
     "Server",
     "ServerError",
     "UnexpectedMessage",
+    "compiled",
     "run",
 ]

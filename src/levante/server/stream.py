@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from levante.asgi import ASGIApp, Message
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
@@ -34,6 +34,11 @@ _STATE_NAMES = ("not started", "started", "streaming its body", "awaiting traile
 #: Bytes read from a file per write for `http.response.pathsend`.
 PATHSEND_CHUNK = 256 * 1024
 
+#: Response header fields as the app sent them: (name, value) pairs of bytes, checked by
+#: the protocol that writes them. Typed loosely on purpose: the compiled build enforces
+#: annotations at each call, and a list pair (which apps send) must reach that check.
+Fields: TypeAlias = Iterable[Any]
+
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _EMPTY_BODY = b""
 
@@ -45,7 +50,7 @@ class Writer(Protocol):
         self,
         stream: HTTPStream,
         status: int,
-        headers: Iterable[tuple[bytes, bytes]],
+        headers: Fields,
         body: bytes,
         more: bool,
     ) -> int:
@@ -54,7 +59,7 @@ class Writer(Protocol):
     def write_body(self, stream: HTTPStream, data: bytes, more: bool) -> None:
         """Write more body bytes; ``more=False`` ends the body."""
 
-    def write_trailers(self, stream: HTTPStream, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    def write_trailers(self, stream: HTTPStream, headers: Fields) -> None:
         """Write the trailer fields, completing the response."""
 
     def send_continue(self, stream: HTTPStream) -> None:
@@ -116,7 +121,7 @@ class HTTPStream:
         self.buffered = 0
         self.state = NEW
         self.status = 0
-        self.held_headers: Iterable[tuple[bytes, bytes]] = ()
+        self.held_headers: Fields = ()
         self.trailers = False
         self.no_body = False
         self.declared_length = -1
@@ -440,5 +445,5 @@ def content_length_mismatch(declared: int, sent: int, more: bool) -> str:
     )
 
 
-def _has_header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bool:
+def _has_header(headers: Fields, name: bytes) -> bool:
     return any(key.lower() == name for key, _ in headers)

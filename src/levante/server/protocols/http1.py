@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
 from time import perf_counter
-from typing import NoReturn, cast
+from typing import Any, NoReturn, cast
 
 import httptools
 from websockets.http11 import Response
@@ -35,7 +34,7 @@ from levante.server.protocols.http2 import PREFACE, HTTP2Protocol, settings_from
 from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.proxy import ProxyProtocolError, parse_proxy_header
 from levante.server.state import ServerState, start_task
-from levante.server.stream import DONE, HTTPStream, announced_length
+from levante.server.stream import DONE, Fields, HTTPStream, announced_length
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
@@ -651,7 +650,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self,
         stream: HTTPStream,
         status: int,
-        headers: Iterable[tuple[bytes, bytes]],
+        headers: Fields,
         body: bytes,
         more: bool,
     ) -> int:
@@ -706,7 +705,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if last:
             self._response_complete(stream)
 
-    def write_trailers(self, stream: HTTPStream, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    def write_trailers(self, stream: HTTPStream, headers: Fields) -> None:
         if self.closing:
             return
         if self.resp_chunked:
@@ -926,7 +925,7 @@ _F_CLOSE = 2
 #: line and what it means for framing (`_ORDINARY`, `_CLOSE_ASKED`, `_DROPPED`, or a
 #: Content-Length). Apps send the same few headers again and again; a pair is
 #: checked and formatted once. Bounded: past `_LINES_MAX` pairs, new ones are not kept.
-_LINES: dict[tuple[bytes, bytes], tuple[bytes, int]] = {}
+_LINES: dict[object, tuple[bytes, int]] = {}
 _LINES_MAX = 2048
 _ORDINARY = -1
 _CLOSE_ASKED = -2  # "connection: close": the line is dropped, the connection closes
@@ -934,9 +933,7 @@ _DROPPED = -3  # another connection option: the line is dropped
 _CHUNKED_ASKED = -4  # "transfer-encoding: chunked": the line is dropped, the body chunked
 
 
-def _serialise_headers(
-    headers: Iterable[tuple[bytes, bytes]], parts: list[bytes]
-) -> tuple[int, int]:
+def _serialise_headers(headers: Fields, parts: list[bytes]) -> tuple[int, int]:
     """Append the app's header lines to `parts`; return (content-length or -1, flags)."""
     declared = -1
     flags = 0
@@ -968,7 +965,7 @@ def _serialise_headers(
     return declared, flags
 
 
-def _header_line(pair: tuple[bytes, bytes]) -> tuple[bytes, int]:
+def _header_line(pair: Any) -> tuple[bytes, int]:
     """Check and format one response header; keep it in `_LINES` if there is room."""
     name, value = pair
     line = b"%s: %s\r\n" % (name, value)

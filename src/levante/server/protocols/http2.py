@@ -29,7 +29,6 @@ import base64
 import logging
 import re
 import struct
-from collections.abc import Iterable
 from time import perf_counter
 from typing import Any, cast
 
@@ -53,7 +52,7 @@ from levante.server.errors import InvalidMessage
 from levante.server.flow import WriteGate, wake
 from levante.server.protocols.websocket import WebSocketTimers
 from levante.server.state import ServerState, start_task
-from levante.server.stream import DONE, HTTPStream, announced_length
+from levante.server.stream import DONE, Fields, HTTPStream, announced_length
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
@@ -207,8 +206,8 @@ def _encode_field(field: Any) -> bytes | tuple[bytes, int]:
             encoded = (encoded, length)
     if len(_FIELDS) >= _FIELDS_LIMIT:
         _FIELDS.clear()
-    if type(field) is tuple:  # (a list pair is not hashable: not cached)
-        _FIELDS[field] = encoded
+    if type(field) is tuple and type(field[0]) is bytes and type(field[1]) is bytes:
+        _FIELDS[field] = encoded  # (a list pair or a bytearray is not hashable: not kept)
     return encoded
 
 
@@ -216,7 +215,7 @@ def _encode_field(field: Any) -> bytes | tuple[bytes, int]:
 _STATUS = {status: _encoder.encode([(b":status", b"%d" % status)]) for status in range(100, 1000)}
 
 
-def _encode_fields(headers: Iterable[tuple[bytes, bytes]], parts: list[bytes]) -> int:
+def _encode_fields(headers: Fields, parts: list[bytes]) -> int:
     """Append the app's encoded fields to `parts`; return its content-length or -1."""
     declared = -1
     fields = _FIELDS
@@ -234,10 +233,13 @@ def _encode_fields(headers: Iterable[tuple[bytes, bytes]], parts: list[bytes]) -
     return declared
 
 
-def _trailer_block(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+def _trailer_block(headers: Fields) -> bytes:
     parts = []
     for field in headers:
-        encoded = _FIELDS.get(field) if type(field) is tuple else None
+        try:
+            encoded = _FIELDS.get(field)
+        except TypeError:  # a list pair, a bytearray
+            encoded = None
         if encoded is None:
             encoded = _encode_field(field)
         if type(encoded) is tuple:
@@ -1347,7 +1349,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self,
         stream: HTTPStream,
         status: int,
-        headers: Iterable[tuple[bytes, bytes]],
+        headers: Fields,
         body: bytes,
         more: bool,
     ) -> int:
@@ -1399,7 +1401,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if last:
             response_done(self.state, stream)
 
-    def write_trailers(self, stream: HTTPStream, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    def write_trailers(self, stream: HTTPStream, headers: Fields) -> None:
         h2 = cast(H2Stream, stream)
         block = _trailer_block(headers)
         if not h2.local_closed:

@@ -1,0 +1,83 @@
+"""The optional compiled build: the server's hot modules compiled with mypyc.
+
+Everything else about the package is in pyproject.toml. A normal install
+(``pip install levante``, ``pip install .``, a wheel) compiles the modules in
+`COMPILED` to C extensions, which Python imports in place of the .py files
+beside them; the pure-Python modules stay in the package as the fallback.
+
+- ``LEVANTE_COMPILE=0`` builds pure Python; ``LEVANTE_COMPILE=1`` compiles even
+  an editable install (``pip install -e .``), which is otherwise left pure so
+  that an edited module is what runs, not an older compiled copy of it.
+- If compiling fails (no C compiler, an unsupported Python), the build goes on
+  without the extensions and says so: the package works, slower.
+
+``python -c "import levante.server as s; print(s.compiled())"`` tells which
+build is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+#: The modules every request runs through (profiled in docs/benchmarks.md).
+COMPILED = [
+    "src/levante/server/connection.py",
+    "src/levante/server/flow.py",
+    "src/levante/server/stream.py",
+    "src/levante/server/websocket.py",
+    "src/levante/server/protocols/http1.py",
+    "src/levante/server/protocols/http2.py",
+    "src/levante/server/protocols/websocket.py",
+]
+
+
+class OptionalBuildExt(build_ext):
+    """Build the extensions if possible; otherwise keep the pure-Python package."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # any compiler failure means: stay pure
+            self._skip(exc)
+
+    def build_extension(self, ext: Any) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._skip(exc)
+
+    def _skip(self, exc: BaseException) -> None:
+        print(f"levante: not compiled ({exc}); installing the pure-Python modules", file=sys.stderr)
+
+
+def _wanted() -> bool:
+    setting = os.environ.get("LEVANTE_COMPILE", "").strip().lower()
+    if setting in ("0", "no", "false"):
+        return False
+    if setting in ("1", "yes", "true"):
+        return True
+    editable = any(arg in ("editable_wheel", "develop") for arg in sys.argv)
+    return not editable and sys.implementation.name == "cpython"
+
+
+def _extensions() -> list[Any]:
+    if not _wanted():
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError as exc:
+        print(f"levante: not compiled (mypyc unavailable: {exc})", file=sys.stderr)
+        return []
+    try:
+        return list(mypycify(COMPILED, group_name="levante_compiled"))
+    except (Exception, SystemExit) as exc:  # a type error must not break the install
+        print(f"levante: not compiled (mypyc failed: {exc})", file=sys.stderr)
+        return []
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
