@@ -20,6 +20,7 @@ def compiled() -> bool:
 
     return not stream.__file__.endswith(".py") if stream.__file__ else False
 
+
 __all__ = [
     "ASGIProtocolError",
     "AppImportError",
