@@ -240,6 +240,44 @@ def test_app_dir_makes_a_module_in_another_directory_importable(
     assert get_json(child.port())["app"] == "from app dir"
 
 
+@pytest.mark.parametrize(
+    ("app_sets", "args", "expected"),
+    [
+        pytest.param(None, (), 7000, id="default"),
+        pytest.param(None, ("--gc-threshold", "0"), None, id="zero-leaves-the-default"),
+        pytest.param(None, ("--gc-threshold", "1500"), 1500, id="flag"),
+        pytest.param(20000, (), 20000, id="never-lowered"),
+        pytest.param(300, (), 300, id="set-by-the-app-on-import"),
+    ],
+)
+def test_gc_threshold_while_serving(
+    start: Start,
+    tmp_path: Path,
+    app_sets: int | None,
+    args: tuple[str, ...],
+    expected: int | None,
+) -> None:
+    setting = f"gc.set_threshold({app_sets}, 10, 10)\n" if app_sets else ""
+    (tmp_path / "levante_gc_app.py").write_text(
+        "import gc\n"
+        "from tests.apps.basic import send_json\n"
+        + setting
+        + "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'http':\n"
+        "        await send_json(send, {'threshold': gc.get_threshold()[0]})\n"
+    )
+    if expected is None:  # the interpreter's own default (700 before 3.13)
+        default = subprocess.run(
+            [sys.executable, "-c", "import gc; print(gc.get_threshold()[0])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        expected = int(default.stdout)
+    child = start("levante_gc_app:app", "--app-dir", str(tmp_path), "--port", "0", *args)
+    assert get_json(child.port())["threshold"] == expected
+
+
 def test_module_outside_app_dir_is_not_found(tmp_path: Path) -> None:
     code, output = run_to_exit("levante_tmp_absent_module:app", "--app-dir", str(tmp_path))
     assert code != 0

@@ -191,6 +191,12 @@ class Config:
         limits.REQUEST_BUFFER,
         "Request body bytes buffered for the app before reading from the client pauses.",
     )
+    gc_threshold: int = option(
+        limits.GC_THRESHOLD,
+        "Raise the garbage collector's young-generation threshold to this while serving "
+        "(never lowered; 0 leaves the interpreter's setting).",
+        metavar="N",
+    )
     http: Literal["auto", "h1", "h2"] = option(
         "auto",
         "HTTP versions: auto (HTTP/1.1; HTTP/2 by ALPN over TLS, and in cleartext by prior "
@@ -296,6 +302,7 @@ _POSITIVE = (
     "ws_max_queue",
 )
 _NOT_NEGATIVE = (
+    "gc_threshold",
     "limit_max_requests_jitter",
     "timeout_keep_alive",
     "timeout_request_header",

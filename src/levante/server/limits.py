@@ -96,3 +96,12 @@ H2_CONTROL_WINDOW = 10.0
 #: sends endless small or empty ones); the block's size is bounded by
 #: --limit-request-head too.
 H2_MAX_CONTINUATIONS = 64
+
+#: The young-generation threshold of CPython's cyclic garbage collector while serving
+#: (the interpreter's default is 700 on 3.11 and 3.12). Each request in flight holds
+#: about ten tracked objects (scope, stream, task, coroutine...), so a few hundred
+#: connections answered in one loop pass reach 700 several times over: every
+#: collection then walks all of them and moves them to the older generations, which
+#: are walked again later. Measured here, 256 connections served ~10% more requests
+#: per second at 7000. Unreachable garbage waits for up to that many allocations.
+GC_THRESHOLD = 7000
