@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeAlias
 from levante.asgi import ASGIApp, Message
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
 from levante.server.flow import wake
+from levante.server.native import mypyc_attr
 
 logger = logging.getLogger("levante.error")
 
@@ -78,6 +79,8 @@ class Writer(Protocol):
         """The app call for this stream has returned or raised."""
 
 
+# The HTTP/2 module subclasses it and stays Python: compiled, it ran slower (see setup.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class HTTPStream:
     """One HTTP request/response exchange, seen from the app as ASGI ``receive``/``send``."""
 

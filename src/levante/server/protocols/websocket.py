@@ -14,12 +14,14 @@ from websockets.protocol import State
 
 from levante.server import limits
 from levante.server.flow import WriteGate
+from levante.server.native import mypyc_attr
 
 if TYPE_CHECKING:
     from levante.server.state import ServerState
     from levante.server.websocket import WebSocketSession
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # HTTP/2's WebSocket streams subclass it
 class WebSocketTimers:
     """Keep-alive pings, dead-peer detection and the closing timeout of one WebSocket.
 
