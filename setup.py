@@ -38,22 +38,22 @@ COMPILED = [
 
 
 class OptionalBuildExt(build_ext):
-    """Build the extensions if possible; otherwise keep the pure-Python package."""
+    """Build the extensions if possible; otherwise keep the pure-Python package.
 
-    def run(self) -> None:
+    All or none: each compiled module is a small extension that imports one shared
+    library, so a module built without that library would fail at import. On any
+    failure every extension already built is removed and the .py files serve.
+    """
+
+    def build_extensions(self) -> None:
         try:
-            super().run()
+            super().build_extensions()
         except Exception as exc:  # any compiler failure means: stay pure
-            self._skip(exc)
-
-    def build_extension(self, ext: Any) -> None:
-        try:
-            super().build_extension(ext)
-        except Exception as exc:
-            self._skip(exc)
-
-    def _skip(self, exc: BaseException) -> None:
-        print(f"levante: not compiled ({exc}); installing the pure-Python modules", file=sys.stderr)
+            for ext in self.extensions:
+                path = self.get_ext_fullpath(ext.name)
+                if os.path.exists(path):
+                    os.remove(path)
+            print(f"levante: not compiled ({exc}); installing the .py modules", file=sys.stderr)
 
 
 def _wanted() -> bool:

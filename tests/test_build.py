@@ -1,0 +1,55 @@
+"""The install: a machine that cannot compile still gets a working, pure-Python Levante.
+
+scripts/test runs the whole suite on the compiled build as well, which shows the
+compiled wheel works; this shows the fallback setup.py promises.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.timeout(600)
+def test_a_failed_compile_installs_the_pure_modules(tmp_path: Path) -> None:
+    # A compiler that fails on mypyc's shared library only: the small per-module
+    # extensions that import it would build, and must not be installed without it.
+    cc = tmp_path / "cc"
+    cc.write_text('#!/bin/sh\ncase "$*" in *__native*) exit 1;; esac\nexec gcc "$@"\n')
+    cc.chmod(0o755)
+    env = {**os.environ, "LEVANTE_COMPILE": "1", "CC": str(cc)}
+    out = tmp_path / "w"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(ROOT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    assert "levante: not compiled" in build.stdout + build.stderr
+    [wheel] = out.glob("levante-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "levante/server/protocols/http1.py" in names
+    assert not [n for n in names if n.endswith(".so")], "a compiled module without its library"
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import levante.server as s; print(s.compiled(), s.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    compiled, where = probe.stdout.split()
+    assert compiled == "False"
+    assert where.startswith(str(site))
