@@ -7,6 +7,7 @@ compiled wheel works; this shows the fallback setup.py promises.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -25,9 +26,18 @@ def test_a_failed_compile_installs_the_pure_modules(tmp_path: Path) -> None:
     cc.write_text('#!/bin/sh\ncase "$*" in *__native*) exit 1;; esac\nexec gcc "$@"\n')
     cc.chmod(0o755)
     env = {**os.environ, "LEVANTE_COMPILE": "1", "CC": str(cc)}
+    # Built from a copy: setuptools reuses what an earlier build left in the tree's build/.
+    tree = tmp_path / "tree"
+    shutil.copytree(
+        ROOT / "src",
+        tree / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info"),
+    )
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tree / name)
     out = tmp_path / "w"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(tree)],
         env=env,
         capture_output=True,
         text=True,
