@@ -685,6 +685,28 @@ def test_header_pairs_as_lists_and_bytearray_values_are_sent(serve: Serve) -> No
     assert response.content == b"ok"
 
 
+def test_header_values_that_change_per_response_are_each_sent(serve: Serve) -> None:
+    # Header lines are checked and formatted once per (name, value) pair and kept:
+    # a value seen before, or a new one, must come out as this response's own.
+    @http_only
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        request_id = dict(scope["headers"])[b"x-request-id"]
+        body = b"x" * int(request_id)
+        await respond(
+            send,
+            body,
+            headers=[(b"x-request-id", request_id), (b"content-length", b"%d" % len(body))],
+        )
+
+    server = start(serve, app)
+    with httpx.Client(base_url=server.url) as client:
+        for n in [*range(40), *range(40)]:
+            response = client.get("/", headers={"x-request-id": str(n)})
+            assert response.headers["x-request-id"] == str(n)
+            assert response.headers["content-length"] == str(n)
+            assert response.content == b"x" * n
+
+
 def test_headers_with_str_names_raise_invalid_message_and_answer_500(serve: Serve) -> None:
     errors: list[BaseException] = []
 

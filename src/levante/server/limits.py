@@ -105,3 +105,7 @@ H2_MAX_CONTINUATIONS = 64
 #: are walked again later. Measured here, 256 connections served ~10% more requests
 #: per second at 7000. Unreachable garbage waits for up to that many allocations.
 GC_THRESHOLD = 7000
+
+#: A response body (or WebSocket payload) larger than this is handed to the transport
+#: as its own buffer instead of being joined to its head (a copy of it).
+WRITE_JOIN_LIMIT = 16 * 1024

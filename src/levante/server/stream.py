@@ -200,10 +200,7 @@ class HTTPStream:
     # -- ASGI send ----------------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            kind = message_type(message)  # raises the explanation
+        kind = message_type(message)
         if self.disconnected:
             raise ClientDisconnected(
                 f"the client disconnected; {kind!r} was not sent. Stop producing the response."
@@ -219,7 +216,6 @@ class HTTPStream:
         elif kind == "http.response.pathsend":
             await self._pathsend(message)
         else:
-            message_type(message)  # a type that is not a str is explained there
             raise UnexpectedMessage(
                 f"unknown message type {kind!r} for an HTTP request; expected "
                 "'http.response.start', 'http.response.body', 'http.response.trailers' "
@@ -436,6 +432,23 @@ def announced_length(
             raise InvalidMessage(content_length_mismatch(declared, len(body), more))
         return -1
     return len(body) if whole else -1
+
+
+def response_content_length(value: bytes) -> int:
+    """An app's Content-Length header value as a number, or `InvalidMessage`."""
+    digits = value.strip()
+    if not digits.isdigit() or len(digits) > 18:
+        raise InvalidMessage(f"invalid content-length {bytes(value)!r}")
+    return int(digits)
+
+
+def check_transfer_encoding(value: bytes) -> None:
+    """An app may ask only for chunks: the server frames the body (and HTTP/2 its own way)."""
+    if value.strip().lower() != b"chunked":
+        raise InvalidMessage(
+            f"response 'transfer-encoding: {value.decode('latin-1')}' is not "
+            "supported: compress the body yourself and set content-encoding"
+        )
 
 
 def content_length_mismatch(declared: int, sent: int, more: bool) -> str:

@@ -31,6 +31,7 @@ except ImportError:  # websockets built without its C extension
     from websockets.utils import apply_mask
 
 from levante.asgi import ASGIApp, Message
+from levante.server import limits
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
 from levante.server.flow import wake
 from levante.server.stream import message_type
@@ -58,8 +59,9 @@ FEED_SLICE = 4096
 #: An incomplete simple frame up to this size waits for its rest to be read here;
 #: a larger one streams through the protocol.
 _WAIT_FOR_FRAME = 64 * 1024
-#: A larger payload is written after its frame head instead of joined to it (no copy).
-_JOIN_LIMIT = 16 * 1024
+#: First byte of a whole (FIN) text or binary frame with no RSV bit.
+_TEXT = 0x81
+_BINARY = 0x82
 
 
 class _ServerProtocol(ServerProtocol):
@@ -141,8 +143,10 @@ class WebSocketSession:
         offset = 0
         limit = self.config.ws_max_queue
         protocol = self.protocol
+        # Only the protocol changes its state, so it is read again after each feed.
+        tracking = self.plain and protocol.state is State.OPEN
         while offset < size and len(self.messages) < limit:
-            if self.plain and protocol.state is State.OPEN:
+            if tracking:
                 # Frame boundaries are tracked: whole simple frames are read here,
                 # anything else goes to the protocol one frame at a time.
                 if not self.passthrough:
@@ -160,6 +164,7 @@ class WebSocketSession:
             protocol.receive_data(data if count == size else data[offset : offset + count])
             offset += count
             self._process()
+            tracking = self.plain and protocol.state is State.OPEN
         self.unparsed = data[offset:] if offset < size else b""
         if (
             len(self.messages) >= limit
@@ -199,7 +204,7 @@ class WebSocketSession:
         end = start + (4 if masked else 0) + length
         limit = self.protocol.max_message_size
         if (
-            (first != 0x81 and first != 0x82)  # noqa: PLR1714 (ints: two compares are fastest)
+            (first != _TEXT and first != _BINARY)  # noqa: PLR1714 (ints: two compares are fastest)
             or not masked
             or self.fragment_opcode is not None
             or (limit is not None and length > limit)
@@ -208,7 +213,7 @@ class WebSocketSession:
         if end > size:
             return 0 if end - offset <= _WAIT_FOR_FRAME else offset - end
         payload = apply_mask(data[start + 4 : end], data[start : start + 4])
-        if first == 0x81:
+        if first == _TEXT:
             try:
                 message: Message = {"type": "websocket.receive", "text": payload.decode()}
             except UnicodeDecodeError:
@@ -406,20 +411,18 @@ class WebSocketSession:
                 raise InvalidMessage(
                     f"'websocket.send' 'text' must be str, got {type(text).__name__}"
                 )
-            if self.plain and self.transport is not None:
-                _write_frame(self.transport, 0x81, text.encode())
-            else:
-                self.protocol.send_text(text.encode())
-                self._flush()
+            first, payload = _TEXT, text.encode()
         else:
             data = message.get("bytes")
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise InvalidMessage("'websocket.send' needs 'text' (str) or 'bytes' (bytes)")
-            if self.plain and self.transport is not None:
-                _write_frame(self.transport, 0x82, data)
-            else:
-                self.protocol.send_binary(data)
-                self._flush()
+            first, payload = _BINARY, bytes(data)
+        if self.plain and self.transport is not None:
+            _write_frame(self.transport, first, payload)
+        else:
+            send = self.protocol.send_text if first == _TEXT else self.protocol.send_binary
+            send(payload)
+            self._flush()
         if self.writing_paused and self.transport is not None:
             await self.transport.wait_writable()
 
@@ -486,9 +489,7 @@ class WebSocketSession:
             self._flush()
 
 
-def _write_frame(
-    transport: WebSocketTransport, first: int, payload: bytes | bytearray | memoryview
-) -> None:
+def _write_frame(transport: WebSocketTransport, first: int, payload: bytes) -> None:
     """Write one unfragmented, unmasked frame (a server's, RFC 6455 section 5.2)."""
     size = len(payload)
     if size < 126:
@@ -497,9 +498,11 @@ def _write_frame(
         head = bytes((first, 126)) + size.to_bytes(2)
     else:
         head = bytes((first, 127)) + size.to_bytes(8)
-    transport.write(head + payload if size <= _JOIN_LIMIT else head)
-    if size > _JOIN_LIMIT:
-        transport.write(bytes(payload))
+    if size > limits.WRITE_JOIN_LIMIT:
+        transport.write(head)
+        transport.write(payload)
+    else:
+        transport.write(head + payload)
 
 
 #: Stands in for Sec-WebSocket-Key on HTTP/2, where extended CONNECT has none

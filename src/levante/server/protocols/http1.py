@@ -34,7 +34,14 @@ from levante.server.protocols.http2 import PREFACE, HTTP2Protocol, settings_from
 from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.proxy import ProxyProtocolError, parse_proxy_header
 from levante.server.state import ServerState, start_task
-from levante.server.stream import DONE, Fields, HTTPStream, announced_length
+from levante.server.stream import (
+    DONE,
+    Fields,
+    HTTPStream,
+    announced_length,
+    check_transfer_encoding,
+    response_content_length,
+)
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
@@ -74,8 +81,6 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 _CHUNKED = b"transfer-encoding: chunked\r\n"
-#: Bodies larger than this go to the transport as a separate buffer (no copy).
-_JOIN_LIMIT = 16 * 1024
 
 
 class HTTP1Protocol(asyncio.Protocol):
@@ -673,7 +678,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self.transport.write(head + _CHUNKED_END if chunked and last else head)
         elif chunked:
             self._write_chunk(head, body, last)
-        elif len(body) > _JOIN_LIMIT:
+        elif len(body) > limits.WRITE_JOIN_LIMIT:
             self.transport.writelines((head, body))
         else:
             self.transport.write(head + body)
@@ -684,7 +689,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def _write_chunk(self, head: bytes, data: bytes, last: bool) -> None:
         size = b"%x\r\n" % len(data)
         tail = b"\r\n0\r\n\r\n" if last else b"\r\n"
-        if len(data) > _JOIN_LIMIT:
+        if len(data) > limits.WRITE_JOIN_LIMIT:
             self.transport.writelines((head + size, data, tail))
         else:
             self.transport.write(b"".join((head, size, data, tail)))
@@ -974,17 +979,12 @@ def _header_line(pair: Any) -> tuple[bytes, int]:
     lname = name.lower()
     meaning = _ORDINARY
     if lname == b"content-length":
-        meaning = _content_length(value)
+        meaning = response_content_length(value)
     elif lname == b"connection":
         # Persistence is the server's to decide; the app may ask to close.
         meaning = _CLOSE_ASKED if b"close" in value.lower() else _DROPPED
     elif lname == b"transfer-encoding":
-        # The server frames the body; the app may only ask for chunks.
-        if value.strip().lower() != b"chunked":
-            raise InvalidMessage(
-                f"response 'transfer-encoding: {value.decode('latin-1')}' is not "
-                "supported: compress the body yourself and set content-encoding"
-            )
+        check_transfer_encoding(value)
         meaning = _CHUNKED_ASKED
     known = (line, meaning)
     exact = type(pair) is tuple and type(name) is bytes and type(value) is bytes
@@ -1015,13 +1015,6 @@ def _frame(  # noqa: PLR0917 (hot path: positional on purpose)
     elif http10:
         parts.append(_KEEP_ALIVE)
     return flags
-
-
-def _content_length(value: bytes) -> int:
-    length = int(value)
-    if length < 0 or not value.strip().isdigit():
-        raise ValueError(f"invalid content-length {value!r}")
-    return length
 
 
 def _check_head(head: bytes, lines: int) -> None:

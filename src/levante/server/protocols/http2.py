@@ -52,7 +52,14 @@ from levante.server.errors import InvalidMessage
 from levante.server.flow import WriteGate, wake
 from levante.server.protocols.websocket import WebSocketTimers
 from levante.server.state import ServerState, start_task
-from levante.server.stream import DONE, Fields, HTTPStream, announced_length
+from levante.server.stream import (
+    DONE,
+    Fields,
+    HTTPStream,
+    announced_length,
+    check_transfer_encoding,
+    response_content_length,
+)
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
@@ -190,20 +197,13 @@ def _encode_field(field: Any) -> bytes | tuple[bytes, int]:
     encoded: bytes | tuple[bytes, int]
     if name in CONNECTION_SPECIFIC:
         # RFC 9113 section 8.2.2: HTTP/2 frames the body itself; these are dropped.
-        if name == b"transfer-encoding" and value.strip().lower() != b"chunked":
-            raise InvalidMessage(
-                f"response 'transfer-encoding: {value.decode('latin-1')}' is not "
-                "supported: compress the body yourself and set content-encoding"
-            )
+        if name == b"transfer-encoding":
+            check_transfer_encoding(value)
         encoded = b""
     else:
         encoded = _encoder.encode([(name, value)])
         if name == b"content-length":
-            digits = value.strip()
-            length = int(digits) if digits.isdigit() and len(digits) <= 18 else -1
-            if length < 0:
-                raise InvalidMessage(f"invalid content-length {value!r}")
-            encoded = (encoded, length)
+            encoded = (encoded, response_content_length(value))
     if len(_FIELDS) >= _FIELDS_LIMIT:
         _FIELDS.clear()
     if type(field) is tuple and type(field[0]) is bytes and type(field[1]) is bytes:
