@@ -1,4 +1,4 @@
-"""The optional compiled build: the server's hot modules compiled with mypyc.
+"""The optional compiled build: the hot modules compiled with mypyc.
 
 Everything else about the package is in pyproject.toml. A normal install
 (``pip install levante``, ``pip install .``, a wheel) compiles the modules in
@@ -34,6 +34,17 @@ COMPILED = [
     "src/levante/server/websocket.py",
     "src/levante/server/protocols/http1.py",
     "src/levante/server/protocols/websocket.py",
+    # The framework's request path: routing, the handler plan, the error layer and
+    # the values a request is read into. Their public classes allow Python
+    # subclasses; `responses` and `requests` stay Python (apps subclass `Response`
+    # and override class attributes such as `media_type`, which a compiled class
+    # would not see), as does `plain` (a `str` subclass, arbitrary attributes).
+    "src/levante/web/convertors.py",
+    "src/levante/web/datastructures.py",
+    "src/levante/web/errors.py",
+    "src/levante/web/handlers.py",
+    "src/levante/web/plans.py",
+    "src/levante/web/routing.py",
 ]
 
 

@@ -7,8 +7,10 @@ socket side (epoll, recv, send) is the same for every server and is left out.
 
     .venv/bin/python bench/serverpath.py                       # plaintext, json, ws-echo
     .venv/bin/python bench/serverpath.py --profile plaintext   # cProfile one case
+    PYTHONPATH=$(scripts/compiled) .venv/bin/python bench/serverpath.py   # the compiled build
 
-Apps are the benchmark contract's raw app (bench/apps/raw.py).
+The app is the benchmark contract's raw app (bench/apps/raw.py) unless --app names
+another module of bench/apps (`--app levante_web`: the framework on the server).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import cProfile
+import importlib
 import os
 import pstats
 import struct
@@ -29,7 +32,7 @@ import uvloop
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "apps"))
-sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.append(str(HERE.parent / "src"))  # after PYTHONPATH: a compiled build there wins
 
 from levante.server.config import Config  # noqa: E402
 from levante.server.protocols.http1 import HTTP1Protocol  # noqa: E402
@@ -92,9 +95,13 @@ def _state(loop: asyncio.AbstractEventLoop) -> ServerState:
     return ServerState(config, loop)
 
 
-async def http_case(name: str, connections: int, rounds: int) -> float:
+def _app(name: str) -> Any:
+    return importlib.import_module(name).app
+
+
+async def http_case(name: str, connections: int, rounds: int, app_name: str = "raw") -> float:
     """Requests per second of the server's own work for one request shape."""
-    from raw import app
+    app = _app(app_name)
 
     loop = asyncio.get_running_loop()
     state = _state(loop)
@@ -126,9 +133,9 @@ def _ws_frame(payload: bytes) -> bytes:
     return struct.pack("!BB", 0x81, 0x80 | len(payload)) + mask + masked
 
 
-async def ws_case(connections: int, rounds: int) -> float:
+async def ws_case(connections: int, rounds: int, app_name: str = "raw") -> float:
     """Echoed messages per second of the server's own work (64-byte text messages)."""
-    from raw import app
+    app = _app(app_name)
 
     loop = asyncio.get_running_loop()
     state = _state(loop)
@@ -166,9 +173,11 @@ async def ws_case(connections: int, rounds: int) -> float:
     return rounds * connections / elapsed
 
 
-def measure(case: str, connections: int, rounds: int) -> float:
+def measure(case: str, connections: int, rounds: int, app_name: str = "raw") -> float:
     coro = (
-        ws_case(connections, rounds) if case == "ws-echo" else http_case(case, connections, rounds)
+        ws_case(connections, rounds, app_name)
+        if case == "ws-echo"
+        else http_case(case, connections, rounds, app_name)
     )
     return uvloop.run(coro)
 
@@ -180,16 +189,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     parser.add_argument("--profile", metavar="CASE", help="cProfile one case instead")
+    parser.add_argument("--app", default="raw", help="module of bench/apps serving the contract")
     args = parser.parse_args()
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
-        measure(args.profile, args.connections, args.rounds)
+        measure(args.profile, args.connections, args.rounds, args.app)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         return
     for case in args.cases.split(","):
-        best = max(measure(case, args.connections, args.rounds) for _ in range(args.repeat))
+        best = max(
+            measure(case, args.connections, args.rounds, args.app) for _ in range(args.repeat)
+        )
         print(f"{case:10s} {best:10.0f} per s  {1e6 / best:6.2f} us each")
 
 

@@ -6,6 +6,7 @@ compiled wheel works; this shows the fallback setup.py promises.
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -63,3 +64,53 @@ def test_a_failed_compile_installs_the_pure_modules(tmp_path: Path) -> None:
     compiled, where = probe.stdout.split()
     assert compiled == "False"
     assert where.startswith(str(site))
+
+
+def _compiled_modules() -> list[Path]:
+    """The modules setup.py compiles, read from its COMPILED list."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COMPILED":
+            return [ROOT / ast.literal_eval(item) for item in node.value.elts]  # type: ignore[attr-defined]
+    raise AssertionError("setup.py has no COMPILED list")
+
+
+def test_compiled_modules_do_not_raise_from() -> None:
+    # mypyc drops the `from` of `raise X from Y`: the cause would be lost, and
+    # `from None` would not hide the exception being handled. `chained` does both.
+    found = []
+    for path in _compiled_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.cause is not None:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == [], f"use levante.native.chained(error, cause) instead: {found}"
+
+
+def test_chained_is_raise_from() -> None:
+    from levante.native import chained
+
+    def raise_from(cause: BaseException | None) -> None:
+        try:
+            raise KeyError("inner")
+        except KeyError:
+            raise chained(ValueError("outer"), cause)  # noqa: B904
+
+    with pytest.raises(ValueError) as hidden:
+        raise_from(None)
+    assert hidden.value.__cause__ is None
+    assert hidden.value.__suppress_context__  # the KeyError is not shown
+    cause = OSError("the cause")
+    with pytest.raises(ValueError) as caused:
+        raise_from(cause)
+    assert caused.value.__cause__ is cause
+
+
+def test_a_compiled_raise_keeps_its_cause_and_hides_the_context() -> None:
+    # Runs the compiled code in the compiled pass of scripts/test: a path template
+    # naming a parameter twice raises TemplateError from None (mypyc would drop the `from`).
+    from levante.web.convertors import TemplateError, compile_host
+
+    with pytest.raises(TemplateError) as caught:
+        compile_host("{name}.{name}.example.com")
+    assert caught.value.__suppress_context__
+    assert caught.value.__cause__ is None

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from typing import Any, Protocol, TypeAlias
 
 from levante.asgi import ASGIApp, Message
+from levante.native import chained, mypyc_attr
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
 from levante.server.flow import wake
-from levante.server.native import mypyc_attr
 
 logger = logging.getLogger("levante.error")
 
@@ -388,7 +388,9 @@ def message_type(message: Message) -> str:
     try:
         kind = message["type"]
     except (KeyError, TypeError):
-        raise InvalidMessage(f"send() takes a dict with a 'type' key, got {message!r}") from None
+        raise chained(
+            InvalidMessage(f"send() takes a dict with a 'type' key, got {message!r}"), None
+        )
     if not isinstance(kind, str):
         raise InvalidMessage(f"a message 'type' must be a str, got {kind!r}")
     return kind

@@ -17,18 +17,19 @@ from typing import Any
 
 from levante.web.app import App
 from levante.web.background import BackgroundTask, BackgroundTasks
-from levante.web.datastructures import URL, Address, Headers, MutableHeaders, QueryParams, State
+from levante.web.datastructures import URL, Address, Headers, MutableHeaders, QueryParams
 from levante.web.dependencies import Depends, Security, SecurityScopes
 from levante.web.exceptions import (
     ClientDisconnect,
     HTTPException,
+    RegistrationError,
     RouteConflict,
     WebError,
     WebSocketDisconnect,
     WebSocketException,
 )
 from levante.web.params import Body, Cookie, File, Form, Header, Path, Query
-from levante.web.plans import RegistrationError
+from levante.web.plain import State
 from levante.web.requests import HTTPConnection, Request
 from levante.web.responses import (
     HTMLResponse,

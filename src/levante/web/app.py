@@ -8,12 +8,12 @@ from typing import Any, Generic, TypeVar
 from levante.asgi import AnyScope, ASGIApp, Receive, Send
 from levante.web.apidocs import add_documentation_routes
 from levante.web.asyncapi import asyncapi_document
-from levante.web.datastructures import State
 from levante.web.errors import ServerErrorMiddleware
 from levante.web.handlers import HANDLERS_KEY, ExceptionHandler, HandlerTables
 from levante.web.lifespan import Lifespan
 from levante.web.openapi import openapi_document
-from levante.web.routing import BaseRoute, Decorated, Router, URLPath
+from levante.web.plain import State, URLPath
+from levante.web.routing import BaseRoute, Decorated, Router
 
 StateT = TypeVar("StateT")
 
@@ -101,7 +101,7 @@ class App(Generic[StateT]):
         self.router = Router(
             routes, redirect_slashes=redirect_slashes, lifespan=lifespan, dependencies=dependencies
         )
-        self.router.owner = self  # type: ignore[attr-defined]
+        self.router.owner = self
         self.user_middleware: list[Any] = list(middleware or [])
         self.exception_handlers: dict[ExceptionKey, ExceptionHandler] = dict(
             exception_handlers or {}

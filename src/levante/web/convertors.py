@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from levante.native import chained, mypyc_attr
 
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Convertor:
     """Turns a path segment into a value and back; `regex` says what it accepts."""
 
@@ -28,6 +31,7 @@ class Convertor:
         return str(value)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class StringConvertor(Convertor):
     regex = "[^/]+"
 
@@ -38,10 +42,12 @@ class StringConvertor(Convertor):
         return text
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class PathConvertor(Convertor):
     regex = ".*"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class IntegerConvertor(Convertor):
     regex = "[0-9]+"
 
@@ -55,6 +61,7 @@ class IntegerConvertor(Convertor):
         return str(number)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class FloatConvertor(Convertor):
     regex = r"[0-9]+(?:\.[0-9]+)?"
 
@@ -68,6 +75,7 @@ class FloatConvertor(Convertor):
         return (f"{number:0.20f}").rstrip("0").rstrip(".")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UUIDConvertor(Convertor):
     regex = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
@@ -98,6 +106,7 @@ def register_convertor(name: str, convertor: Convertor) -> None:
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class TemplateError(ValueError):
     """A path template cannot be parsed; the message names the template."""
 
@@ -275,5 +284,5 @@ def compile_host(host: str) -> HostTemplate:
     try:
         compiled = re.compile(pattern, re.IGNORECASE)
     except re.error as exc:  # a parameter named twice
-        raise TemplateError(f"bad host pattern {host!r}: {exc}") from None
+        raise chained(TemplateError(f"bad host pattern {host!r}: {exc}"), None)
     return HostTemplate(host, compiled, tuple(params))

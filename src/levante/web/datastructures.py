@@ -10,6 +10,9 @@ from collections.abc import ItemsView, Iterable, Iterator, KeysView, Mapping, Va
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlencode, urlsplit
 
+from levante.native import mypyc_attr
+from levante.web.plain import State  # noqa: F401  (re-exported: where users import it from)
+
 _T = TypeVar("_T")
 
 
@@ -20,6 +23,7 @@ class Address(NamedTuple):
     port: int | None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class URL:
     """An absolute or relative URL with cheap access to its parts.
 
@@ -148,6 +152,7 @@ def _scope_host(scope: Mapping[str, Any]) -> str | None:
     return host if port in (None, default) else f"{host}:{port}"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ImmutableMultiDict(Mapping[str, _T]):
     """A mapping where a key may have several values; `[]` gives the last one,
     `getlist` all of them in order (as Starlette and Werkzeug do)."""
@@ -216,6 +221,7 @@ def parse_query(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class QueryParams(ImmutableMultiDict[str]):
     """The query string, decoded: `request.query_params["page"]`, `.getlist("tag")`."""
 
@@ -235,6 +241,7 @@ class QueryParams(ImmutableMultiDict[str]):
         return urlencode(self._list)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Headers(Mapping[str, str]):
     """Request or response headers: case-insensitive, several values per name.
 
@@ -318,6 +325,7 @@ class Headers(Mapping[str, str]):
         return f"{type(self).__name__}({self.items()!r})"
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MutableHeaders(Headers):
     """Headers a response or middleware can change; writes go to the raw list,
     so a middleware can edit the headers of an ASGI message in place."""
@@ -361,30 +369,3 @@ class MutableHeaders(Headers):
             self["vary"] = vary
         elif vary.lower() not in [v.strip().lower() for v in existing.split(",")]:
             self["vary"] = f"{existing}, {vary}"
-
-
-class State:
-    """An object for arbitrary attributes: `app.state`, `request.state`.
-
-    Lifespan state (what the lifespan yields) is reached with `request.state.<name>`.
-    """
-
-    _state: dict[str, Any]
-
-    def __init__(self, state: dict[str, Any] | None = None) -> None:
-        super().__setattr__("_state", {} if state is None else state)
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self._state[key] = value
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._state[key]
-        except KeyError:
-            raise AttributeError(f"'State' object has no attribute {key!r}") from None
-
-    def __delattr__(self, key: str) -> None:
-        del self._state[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._state

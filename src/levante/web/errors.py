@@ -12,8 +12,10 @@ from __future__ import annotations
 import html
 import linecache
 import traceback
+from collections.abc import Awaitable
 
 from levante.asgi import AnyScope, ASGIApp, Message, Receive, Send
+from levante.native import mypyc_attr
 from levante.web.handlers import ExceptionHandler, handler_response
 from levante.web.requests import Request
 from levante.web.responses import HTMLResponse, PlainTextResponse, Response
@@ -22,6 +24,7 @@ from levante.web.responses import HTMLResponse, PlainTextResponse, Response
 CONTEXT_LINES = 5
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ServerErrorMiddleware:
     """Turns an unhandled exception before the response started into a 500.
 
@@ -41,18 +44,11 @@ class ServerErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracking = _TrackingSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracking)
         except Exception as exc:
-            if not started:
+            if not tracking.started:
                 await self._answer(scope, receive, send, exc)
             raise
 
@@ -74,6 +70,22 @@ class ServerErrorMiddleware:
         if self.handler is None:
             return _bare_500()
         return await handler_response(self.handler, request, exc)
+
+
+class _TrackingSend:
+    """The server's `send`, noting whether the response has started. A plain call
+    that hands back the server's awaitable: no coroutine of its own per message."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            self.started = True
+        return self.send(message)
 
 
 def _bare_500() -> Response:

@@ -10,6 +10,14 @@ class WebError(Exception):
     """Root of every exception `levante.web` raises on purpose."""
 
 
+class RegistrationError(WebError, TypeError):
+    """A handler cannot be registered as written; the message names it and the parameter."""
+
+
+class HandlerResultError(WebError, TypeError):
+    """An exception handler returned what cannot be sent; the message names the handler."""
+
+
 class HTTPException(WebError):
     """Raise in a handler to answer with `status_code` (and `detail` as the body).
 

@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from levante.asgi import AnyScope, ASGIApp, Message, Receive, Send
+from levante.native import chained, mypyc_attr
 from levante.web.background import BackgroundTasks
 from levante.web.concurrency import is_async_callable, run_in_threadpool
 from levante.web.exceptions import (
+    HandlerResultError,
     HTTPException,
-    WebError,
+    RegistrationError,
     WebSocketDisconnect,
     WebSocketException,
 )
@@ -24,7 +26,6 @@ from levante.web.plans import (
     MAX_BODY_SIZE,
     UNSET,
     Plan,
-    RegistrationError,
     Solved,
     close_stack,
     handler_name,
@@ -32,6 +33,7 @@ from levante.web.plans import (
     response_encoder,
     response_type,
     solve,
+    solve_now,
 )
 from levante.web.requests import HTTPConnection, Request
 from levante.web.responses import BODYLESS_STATUSES, JSONResponse, PlainTextResponse, Response
@@ -65,10 +67,6 @@ _OPEN = (WebSocketState.CONNECTING, WebSocketState.CONNECTED)
 _NORMAL_CLOSURE = 1000
 _POLICY_VIOLATION = 1008
 _INTERNAL_ERROR = 1011
-
-
-class HandlerResultError(WebError, TypeError):
-    """An exception handler returned what cannot be sent; the message names the handler."""
 
 
 async def default_http_exception_handler(conn: HTTPConnection, exc: HTTPException) -> Response:
@@ -124,7 +122,7 @@ async def handler_response(handler: ExceptionHandler, request: Request, exc: Exc
     """
     result = await call_handler(handler, request, exc)
     if not isinstance(result, Response):
-        raise HandlerResultError(_not_a_response(handler, result, exc, "a Response")) from exc
+        raise chained(HandlerResultError(_not_a_response(handler, result, exc, "a Response")), exc)
     return result
 
 
@@ -172,7 +170,7 @@ async def _answer_websocket(
             return
         if not isinstance(result, Response):
             expected = "None or a Response"
-            raise HandlerResultError(_not_a_response(handler, result, exc, expected)) from exc
+            raise chained(HandlerResultError(_not_a_response(handler, result, exc, expected)), exc)
         if websocket.application_state is WebSocketState.CONNECTING:
             await _deny(websocket, result)
             return
@@ -182,6 +180,7 @@ async def _answer_websocket(
     raise exc
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ExceptionMiddleware:
     """Answers what a raw ASGI endpoint, a mounted app or a route's middleware
     raises with the app's exception handlers (Starlette's `ExceptionMiddleware`).
@@ -320,7 +319,8 @@ def compile_http_handler(func: Callable[..., Any], route: Any) -> ASGIApp:
         request = Request(scope, receive, send)
         solved = None
         try:
-            solved = await solve(compiled.plan_for(scope), request)
+            plan = compiled.plan_for(scope)
+            solved = solve_now(plan, request) if plan.immediate else await solve(plan, request)
             result = await call(solved.kwargs)
             response = _as_response(result, status_code, encode, solved)
         except Exception as exc:
@@ -390,8 +390,8 @@ async def _unwind(solved: Solved | None, exc: Exception) -> Exception:
 def _caller(func: Callable[..., Any]) -> Callable[[dict[str, Any]], Awaitable[Any]]:
     if is_async_callable(func):
 
-        async def call_async(kwargs: dict[str, Any]) -> Any:
-            return await func(**kwargs)
+        def call_async(kwargs: dict[str, Any]) -> Awaitable[Any]:
+            return func(**kwargs)  # type: ignore[no-any-return]  # the coroutine, awaited by the caller
 
         return call_async
 

@@ -31,9 +31,10 @@ from typing import Any, Union, get_args, get_origin
 
 import msgspec
 
+from levante.native import chained
 from levante.web.background import BackgroundTasks
 from levante.web.dependencies import Depends, Security, SecurityScopes, call_kind, enter
-from levante.web.exceptions import WebError
+from levante.web.exceptions import RegistrationError
 from levante.web.params import Param, Path, Required
 from levante.web.requests import MAX_FORM_PART_SIZE, HTTPConnection, Request
 from levante.web.responses import Response
@@ -65,10 +66,6 @@ MAX_BODY_SIZE = 10 * 1024 * 1024
 APP_DEPENDENCIES_KEY = "levante.app_dependencies"
 
 _MISSING: Any = object()
-
-
-class RegistrationError(WebError, TypeError):
-    """A handler cannot be registered as written; the message names it and the parameter."""
 
 
 def handler_name(func: Callable[..., Any]) -> str:
@@ -151,6 +148,8 @@ class Plan:
     app_calls: list[Call] = field(default_factory=list)
     uses_tasks: bool = False
     uses_response: bool = False
+    #: No body and no dependencies: `solve_now` does it all without awaiting.
+    immediate: bool = False
 
     @property
     def endpoint(self) -> Call:
@@ -330,9 +329,12 @@ class _Planner:
             if not (location == "file" and _is_upload(bare)):
                 check_type(typed)
         except (TypeError, ValueError) as exc:
-            raise RegistrationError(
-                f"{who}: cannot validate parameter {param.name!r} of type {bare!r}: {exc}"
-            ) from None
+            raise chained(
+                RegistrationError(
+                    f"{who}: cannot validate parameter {param.name!r} of type {bare!r}: {exc}"
+                ),
+                None,
+            )
         default, factory, required = _default(param, marker)
         if location == "path" and not required:
             raise RegistrationError(f"{who}: path parameter {param.name!r} cannot have a default")
@@ -458,6 +460,7 @@ class _Planner:
         plan.has_app_calls = bool(plan.app_calls)
         plan.reads_form = any(b.location != "body" for b in plan.body)
         plan.needs_stack = plan.has_generators or plan.reads_form
+        plan.immediate = not plan.body and len(plan.calls) == 1 and not plan.needs_stack
         for body in plan.body:
             # A whole-form model's fields are the form's: errors at ["body", field].
             loc: list[str | int] = ["body"] if body.whole_form else ["body", body.alias]
@@ -525,14 +528,17 @@ def _signature(func: Callable[..., Any]) -> inspect.Signature:
     try:
         return inspect.signature(func, eval_str=True)
     except (NameError, TypeError, SyntaxError) as exc:
-        raise RegistrationError(
-            f"cannot read the annotations of {handler_name(func)}: {exc}. Import the names "
-            f"the annotations use at module level (not only under TYPE_CHECKING)."
-        ) from None
+        raise chained(
+            RegistrationError(
+                f"cannot read the annotations of {handler_name(func)}: {exc}. Import the names "
+                f"the annotations use at module level (not only under TYPE_CHECKING)."
+            ),
+            None,
+        )
     except ValueError as exc:
-        raise RegistrationError(
-            f"cannot read the signature of {handler_name(func)}: {exc}"
-        ) from None
+        raise chained(
+            RegistrationError(f"cannot read the signature of {handler_name(func)}: {exc}"), None
+        )
 
 
 def _who(func: Callable[..., Any], is_endpoint: bool) -> str:
@@ -815,9 +821,9 @@ def _embedded(plan: Plan, data: bytes, errors: list[ErrorItem]) -> dict[str, Any
     try:
         document = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
-        raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+        raise chained(MalformedBody(f"the body is not valid JSON: {exc}"), None)
     except RecursionError:
-        raise MalformedBody("the body's JSON is nested too deeply") from None
+        raise chained(MalformedBody("the body's JSON is nested too deeply"), None)
     if not isinstance(document, dict):
         errors.append(
             {
@@ -873,7 +879,7 @@ async def _read_form(plan: Plan, request: Request, errors: list[ErrorItem]) -> d
                     )
                 else:
                     fields[key] = value
-            for key in _bool_fields(body.annotation) & fields.keys():
+            for key in _bool_fields(body.annotation).intersection(fields):
                 fields[key] = _lax_bool(fields[key])
             document[body.alias] = fields
             continue
@@ -936,22 +942,41 @@ def _default_of(default: Any, factory: Callable[[], Any] | None) -> Any:
     return copy.copy(default) if isinstance(default, list | dict | set) else default
 
 
-async def solve(plan: Plan, conn: HTTPConnection) -> Solved:
-    """Read and validate the request, run the dependencies; the handler's arguments
-    are in `Solved.kwargs`. Raises `RequestValidationError` listing every error."""
-    solved = Solved()
+def solve_now(plan: Plan, conn: HTTPConnection) -> Solved:
+    """`solve` for an `immediate` plan (no body, no dependencies: the common case),
+    as a plain call: nothing in it waits."""
     errors: list[ErrorItem] = []
     inputs = read_inputs(plan, conn, errors) if plan.inputs else _NOTHING
-    body = await read_body(plan, conn, errors) if plan.body else _NOTHING  # type: ignore[arg-type]
     if errors:
         raise RequestValidationError(errors)
+    solved = _solved(plan)
+    solved.kwargs = _kwargs(plan.calls[-1], conn, inputs, _NOTHING, (), _NOTHING, solved)
+    return solved
+
+
+def _solved(plan: Plan) -> Solved:
+    solved = Solved()
     if plan.uses_tasks:
         solved.tasks = BackgroundTasks()
     if plan.uses_response:
         solved.response = Response()
         solved.response.status_code = None  # type: ignore[assignment]
+    return solved
+
+
+async def solve(plan: Plan, conn: HTTPConnection) -> Solved:
+    """Read and validate the request, run the dependencies; the handler's arguments
+    are in `Solved.kwargs`. Raises `RequestValidationError` listing every error."""
+    if plan.immediate:
+        return solve_now(plan, conn)
+    errors: list[ErrorItem] = []
+    inputs = read_inputs(plan, conn, errors) if plan.inputs else _NOTHING
+    body = await read_body(plan, conn, errors) if plan.body else _NOTHING  # type: ignore[arg-type]
+    if errors:
+        raise RequestValidationError(errors)
+    solved = _solved(plan)
     endpoint = plan.calls[-1]
-    if len(plan.calls) == 1 and not plan.needs_stack:  # no dependencies: the common case
+    if len(plan.calls) == 1 and not plan.needs_stack:  # no dependencies
         solved.kwargs = _kwargs(endpoint, conn, inputs, body, (), _NOTHING, solved)
         return solved
     if plan.needs_stack:
@@ -1118,9 +1143,10 @@ def response_encoder(handler: Callable[..., Any], model: Any) -> Callable[[Any],
     try:
         check_type(model)
     except (TypeError, ValueError) as exc:
-        raise RegistrationError(
-            f"handler {name}: cannot use {model!r} as the response type: {exc}"
-        ) from None
+        raise chained(
+            RegistrationError(f"handler {name}: cannot use {model!r} as the response type: {exc}"),
+            None,
+        )
     if uses_pydantic(model):
         return _pydantic_encoder(model, name)
     # A value of this type is sent as it is: the declared class itself, or the
@@ -1133,7 +1159,7 @@ def response_encoder(handler: Callable[..., Any], model: Any) -> Callable[[Any],
         try:
             return msgspec.convert(value, model, from_attributes=True)
         except msgspec.ValidationError as exc:
-            raise ResponseValidationError(name, msgspec_errors(exc, ["response"])) from None
+            raise chained(ResponseValidationError(name, msgspec_errors(exc, ["response"])), None)
 
     return encode
 
@@ -1170,7 +1196,7 @@ def _pydantic_encoder(model: Any, name: str) -> Callable[[Any], Any]:
         try:
             checked = adapter.validate_python(value, from_attributes=True)
         except PydanticError as exc:
-            raise ResponseValidationError(name, pydantic_errors(exc, ["response"])) from None
+            raise chained(ResponseValidationError(name, pydantic_errors(exc, ["response"])), None)
         return adapter.dump_python(checked, mode="json")
 
     return encode

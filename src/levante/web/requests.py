@@ -13,9 +13,10 @@ from http.cookies import _unquote
 from typing import TYPE_CHECKING, Any
 
 from levante.asgi import AnyScope, Message, Receive, Send
-from levante.web.datastructures import URL, Address, Headers, QueryParams, State
+from levante.web.datastructures import URL, Address, Headers, QueryParams
 from levante.web.exceptions import ASGIUsageError, ClientDisconnect
 from levante.web.lifespan import lifespan_object
+from levante.web.plain import State
 
 if TYPE_CHECKING:
     from levante.web.forms import FormData

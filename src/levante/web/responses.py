@@ -87,14 +87,8 @@ class Response:
         if b"content-length" not in names and self.status_code not in BODYLESS_STATUSES:
             raw.append((b"content-length", str(len(self.body)).encode()))
         if self.media_type is not None and b"content-type" not in names:
-            raw.append((b"content-type", self._content_type().encode("latin-1")))
+            raw.append((b"content-type", _content_type(self.media_type, self.charset)))
         return raw
-
-    def _content_type(self) -> str:
-        media_type = self.media_type or ""
-        if media_type.startswith("text/") and "charset=" not in media_type.lower():
-            return f"{media_type}; charset={self.charset}"
-        return media_type
 
     @property
     def headers(self) -> MutableHeaders:
@@ -174,6 +168,23 @@ class Response:
         await send({"type": prefix + "http.response.body", "body": self.body})
         if self.background is not None:
             await self.background()
+
+
+#: Content-Type values by (media type, charset): a handful per app, built once each.
+_CONTENT_TYPES: dict[tuple[str, str], bytes] = {}
+
+
+def _content_type(media_type: str, charset: str) -> bytes:
+    """The Content-Type value: `media_type`, with the charset for ``text/*``."""
+    value = _CONTENT_TYPES.get((media_type, charset))
+    if value is None:
+        text = media_type
+        if media_type.startswith("text/") and "charset=" not in media_type.lower():
+            text = f"{media_type}; charset={charset}"
+        value = text.encode("latin-1")
+        if len(_CONTENT_TYPES) < 256:
+            _CONTENT_TYPES[(media_type, charset)] = value
+    return value
 
 
 class PlainTextResponse(Response):

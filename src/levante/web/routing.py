@@ -19,42 +19,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from levante.asgi import AnyScope, ASGIApp, Receive, Send
+from levante.native import chained, mypyc_attr
 from levante.web.convertors import HostTemplate, PathTemplate, Segment, compile_host, compile_path
 from levante.web.datastructures import URL, Headers, full_path
 from levante.web.exceptions import HTTPException, NoMatchFound, RouteConflict
 from levante.web.handlers import (
+    Compiled,
     ExceptionMiddleware,
     compile_http_handler,
     compile_websocket_handler,
     respond_to_exception,
 )
 from levante.web.lifespan import Lifespan, LifespanRunner
+from levante.web.plain import URLPath
 from levante.web.plans import APP_DEPENDENCIES_KEY, AppDependencies
 from levante.web.responses import RedirectResponse, Response
-
-
-class URLPath(str):
-    """A path from `url_path_for`, which `make_absolute_url` can anchor to a base URL.
-    A route under a `Host` carries that host, which replaces the base URL's."""
-
-    __slots__ = ("host", "protocol")
-
-    def __new__(cls, path: str, protocol: str = "", host: str = "") -> URLPath:
-        return super().__new__(cls, path)
-
-    def __init__(self, path: str, protocol: str = "", host: str = "") -> None:
-        self.protocol = protocol
-        self.host = host
-
-    def make_absolute_url(self, base_url: str | URL) -> URL:
-        base = base_url if isinstance(base_url, URL) else URL(base_url)
-        scheme = base.scheme
-        if self.protocol == "websocket":
-            scheme = "wss" if base.is_secure else "ws"
-        elif self.protocol == "http":
-            scheme = "https" if base.is_secure else "http"
-        path = base.path.rstrip("/") + str(self)
-        return URL(f"{scheme}://{self.host or base.netloc}{path}")
 
 
 def route_path(scope: AnyScope) -> str:
@@ -71,13 +50,15 @@ def route_path(scope: AnyScope) -> str:
     return path
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BaseRoute:
     """Something a router can hold: a route, a mount or a host."""
 
     name: str | None
     include_in_schema: bool = True
 
-    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+    def url_path_for(self, __name: str, /, **params: Any) -> URLPath:
+        name = __name  # not `name`: mypyc ignores `/`, and a path parameter may be called so
         raise NoMatchFound(name)
 
     def describe(self) -> str:
@@ -133,9 +114,10 @@ def _format(template: PathTemplate | HostTemplate, name: str, params: dict[str, 
     try:
         return template.format(params)
     except (ValueError, TypeError) as exc:
-        raise NoMatchFound(f"route {name!r}: {exc}") from None
+        raise chained(NoMatchFound(f"route {name!r}: {exc}"), None)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Route(BaseRoute):
     """An HTTP route: `path` and `methods` mapped to a handler or an ASGI app.
 
@@ -176,6 +158,8 @@ class Route(BaseRoute):
             if "GET" in self.methods and "HEAD" not in self.methods:
                 self.methods.add("HEAD")
                 self.implicit_head = True
+        #: The handler's plan (set by `compile_http_handler`; None for an ASGI app).
+        self.compiled: Compiled | None = None
         if is_handler:
             self.app: ASGIApp = compile_http_handler(endpoint, self)
         else:
@@ -191,7 +175,8 @@ class Route(BaseRoute):
             return self.methods
         return self.methods - {"HEAD"}
 
-    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+    def url_path_for(self, __name: str, /, **params: Any) -> URLPath:
+        name = __name
         if name != self.name:
             raise NoMatchFound(name)
         return URLPath(_format(self.template, name, params), "http")
@@ -204,6 +189,7 @@ class Route(BaseRoute):
         return self.describe()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class WebSocketRoute(BaseRoute):
     """A WebSocket route: `endpoint(websocket, **path_params)` or an ASGI app."""
 
@@ -226,6 +212,7 @@ class WebSocketRoute(BaseRoute):
         self.include_in_schema = include_in_schema
         self.options = options
         handler = _is_handler(endpoint)
+        self.compiled: Compiled | None = None
         if handler:
             self.app: ASGIApp = compile_websocket_handler(endpoint, self)
         else:
@@ -233,7 +220,8 @@ class WebSocketRoute(BaseRoute):
         self.middleware = list(middleware or ())
         self.app = _guard(_wrap(self.app, self.middleware), handler and not self.middleware)
 
-    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+    def url_path_for(self, __name: str, /, **params: Any) -> URLPath:
+        name = __name
         if name != self.name:
             raise NoMatchFound(name)
         return URLPath(_format(self.template, name, params), "websocket")
@@ -245,6 +233,7 @@ class WebSocketRoute(BaseRoute):
         return self.describe()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Mount(BaseRoute):
     """Any ASGI app (a router, a `StaticFiles`, another framework's app) under a
     path prefix. The app sees the prefix added to ``root_path``; its own
@@ -277,7 +266,8 @@ class Mount(BaseRoute):
     def routes(self) -> list[BaseRoute]:
         return list(getattr(self.inner, "routes", []))
 
-    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+    def url_path_for(self, __name: str, /, **params: Any) -> URLPath:
+        name = __name
         own = {k: params.pop(k) for k in self.template.param_names if k in params}
         prefix = _format(self.template, name, own) if self.path else ""
         if self.name is not None and name == self.name and "path" in params:
@@ -301,6 +291,7 @@ class Mount(BaseRoute):
         return self.describe()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Host(BaseRoute):
     """Route by the Host header: ``Host("{tenant}.example.com", app)``. Parameters
     are converted like path ones, and a host their convertor refuses does not
@@ -320,9 +311,10 @@ class Host(BaseRoute):
     def routes(self) -> list[BaseRoute]:
         return list(getattr(self.app, "routes", []))
 
-    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+    def url_path_for(self, __name: str, /, **params: Any) -> URLPath:
         """The path of the route `name` in the app, carrying this host (its
         parameters filled from `params`), so that `url_for` is absolute on it."""
+        name = __name
         if self.name is not None:
             if not name.startswith(self.name + ":"):
                 raise NoMatchFound(name)
@@ -553,6 +545,17 @@ def _walk_children(
 Decorated = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
+def _decorator(add: Callable[..., object], path: str, **options: Any) -> Decorated:
+    """A decorator that registers what it decorates: ``add(path, func, **options)``."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        add(path, func, **options)
+        return func
+
+    return decorate
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Router:
     """A set of routes, itself an ASGI app. Compiled into a `RouteTable` on the
     first request or at start-up, whichever comes first; adding a route later
@@ -577,6 +580,8 @@ class Router:
         self.included_lifespans: list[Lifespan] = []
         self._table: RouteTable | None = None
         self._lifespan: LifespanRunner | None = None
+        #: The `App` serving this router as its own (its dependency overrides apply).
+        self.owner: Any = None
 
     # -- building ------------------------------------------------------------
 
@@ -646,11 +651,7 @@ class Router:
         name: str | None = None,
         **options: Any,
     ) -> Decorated:
-        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-            self.add_route(path, func, methods=methods, name=name, **options)
-            return func
-
-        return decorate
+        return _decorator(self.add_route, path, methods=methods, name=name, **options)
 
     def get(self, path: str, **options: Any) -> Decorated:
         return self.route(path, methods=["GET"], **options)
@@ -674,13 +675,10 @@ class Router:
         return self.route(path, methods=["HEAD"], **options)
 
     def websocket(self, path: str, name: str | None = None, **options: Any) -> Decorated:
-        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-            self.add_websocket_route(path, func, name=name, **options)
-            return func
+        return _decorator(self.add_websocket_route, path, name=name, **options)
 
-        return decorate
-
-    def url_path_for(self, name: str, /, **params: Any) -> URLPath:
+    def url_path_for(self, __name: str, /, **params: Any) -> URLPath:
+        name = __name
         for route in self.routes:
             try:
                 return route.url_path_for(name, **dict(params))
@@ -779,7 +777,7 @@ class Router:
     async def _start_app_scoped(self, stack: AsyncExitStack, state: dict[str, Any]) -> None:
         """Make the app-scoped dependencies of every handler route (with the app's
         `dependency_overrides`), to be closed when the lifespan ends."""
-        overrides = getattr(getattr(self, "owner", None), "dependency_overrides", None)
+        overrides = getattr(self.owner, "dependency_overrides", None)
         plans = [
             compiled.plan_with(overrides)
             for route in self.routes

@@ -18,6 +18,7 @@ import httptools
 from websockets.http11 import Response
 
 from levante.asgi import ASGIApp
+from levante.native import chained
 from levante.server import limits
 from levante.server.connection import (
     FORBIDDEN_TRAILERS,
@@ -720,9 +721,12 @@ class HTTP1Protocol(asyncio.Protocol):
                     if name.lower() not in FORBIDDEN_TRAILERS:
                         parts.append(b"%s: %s\r\n" % (name, value))
             except (TypeError, ValueError, AttributeError) as exc:
-                raise InvalidMessage(
-                    f"'http.response.trailers' headers must be (bytes, bytes) pairs: {exc}"
-                ) from None
+                raise chained(
+                    InvalidMessage(
+                        f"'http.response.trailers' headers must be (bytes, bytes) pairs: {exc}"
+                    ),
+                    None,
+                )
             parts.append(b"\r\n")
             block = b"".join(parts)
             _check_head(block, len(parts))
@@ -962,9 +966,12 @@ def _serialise_headers(headers: Fields, parts: list[bytes]) -> tuple[int, int]:
             elif meaning == _CHUNKED_ASKED:
                 flags |= _F_CHUNKED
     except (TypeError, ValueError, AttributeError) as exc:
-        raise InvalidMessage(
-            f"'http.response.start' headers must be an iterable of (bytes, bytes) pairs: {exc}"
-        ) from None
+        raise chained(
+            InvalidMessage(
+                f"'http.response.start' headers must be an iterable of (bytes, bytes) pairs: {exc}"
+            ),
+            None,
+        )
     if declared >= 0 and flags & _F_CHUNKED:
         raise InvalidMessage("a response cannot have both content-length and transfer-encoding")
     return declared, flags

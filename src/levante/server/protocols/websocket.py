@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from websockets.protocol import State
 
+from levante.native import mypyc_attr
 from levante.server import limits
 from levante.server.flow import WriteGate
-from levante.server.native import mypyc_attr
 
 if TYPE_CHECKING:
     from levante.server.state import ServerState
