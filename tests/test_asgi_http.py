@@ -953,6 +953,41 @@ def test_limit_concurrency_answers_503_while_busy_and_recovers(serve: Serve) -> 
     assert calls == ["/block", "/after"]
 
 
+def test_every_finished_app_call_leaves_the_servers_task_set(serve: Serve) -> None:
+    # Each call's coroutine removes its own task (no done-callback per task): an
+    # answered request, an app that raised, a WebSocket session, a refused
+    # handshake and an HTTP/2 stream must all leave `state.tasks` empty.
+    import websockets.sync.client
+
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": "hi"})
+            await send({"type": "websocket.close", "code": 1000})
+            return
+        if scope["path"] == "/raise":
+            raise RuntimeError("the app failed")
+        await respond(send, body=b"ok")
+
+    server = start(serve, app, limit_concurrency=1)
+    state = server.server.state
+    assert state is not None
+    assert httpx.get(server.url + "/").status_code == 200
+    assert httpx.get(server.url + "/raise").status_code == 500
+    with websockets.sync.client.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
+        assert ws.recv(timeout=5) == "hi"
+    refused = exchange(server.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+    assert refused.startswith(b"HTTP/1.1 4")
+    with httpx.Client(http1=False, http2=True) as client:
+        assert client.get(server.url + "/h2").http_version == "HTTP/2"
+    wait_for(lambda: server.call(lambda: len(state.tasks)) == 0)
+    # With --limit-concurrency 1 a task left behind would turn this into a 503.
+    assert httpx.get(server.url + "/after").status_code == 200
+
+
 # -- 11. lifespan ----------------------------------------------------------------
 
 

@@ -334,8 +334,9 @@ class HTTPStream:
 
     # -- running the app: the failure policy ------------------------------
 
-    async def run(self, app: ASGIApp) -> None:
-        """Call the app, then apply the failure policy to whatever it left undone."""
+    async def run(self, app: ASGIApp, tasks: set[asyncio.Task[None]]) -> None:
+        """Call the app, then apply the failure policy to whatever it left undone.
+        The task running this call leaves `tasks` as it ends (see `start_task`)."""
         try:
             result: object = await app(self.scope, self.receive, self.send)  # type: ignore[func-returns-value]
         except Exception as exc:
@@ -347,6 +348,7 @@ class HTTPStream:
                 self._app_returned_early()
         finally:
             self.writer.app_finished(self)
+            tasks.discard(asyncio.current_task())
 
     def _app_raised(self, exc: Exception) -> None:
         if self.disconnected:

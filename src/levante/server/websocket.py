@@ -461,7 +461,8 @@ class WebSocketSession:
 
     # -- running the app: the failure policy ------------------------------
 
-    async def run(self, app: ASGIApp) -> None:
+    async def run(self, app: ASGIApp, tasks: set[asyncio.Task[None]]) -> None:
+        """Run the app's session; its task leaves `tasks` as it ends (see `start_task`)."""
         try:
             await app(self.scope, self.receive, self.send)
         except Exception as exc:
@@ -476,6 +477,7 @@ class WebSocketSession:
         finally:
             if self.http.state != 4:
                 self.http.writer.app_finished(self.http)
+            tasks.discard(asyncio.current_task())
 
     def _app_raised(self, exc: Exception) -> None:
         if self.state == CLOSED or self.http.disconnected:
@@ -511,13 +513,18 @@ _H2_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
 def websocket_call(
-    stream: HTTPStream, handover: Handover, app: ASGIApp, config: Config
+    stream: HTTPStream,
+    handover: Handover,
+    app: ASGIApp,
+    config: Config,
+    tasks: set[asyncio.Task[None]],
 ) -> Coroutine[Any, Any, None]:
     """What to run for a WebSocket handshake request: the app's session, or a refusal."""
     error = handshake_error(stream.scope)
     if error is not None:
-        return stream.run(refuse_handshake(*error))
-    return WebSocketSession(stream, handover, handshake_request(stream.scope), config).run(app)
+        return stream.run(refuse_handshake(*error), tasks)
+    session = WebSocketSession(stream, handover, handshake_request(stream.scope), config)
+    return session.run(app, tasks)
 
 
 def refuse_handshake(status: int, detail: str) -> ASGIApp:

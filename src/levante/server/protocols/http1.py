@@ -586,9 +586,9 @@ class HTTP1Protocol(asyncio.Protocol):
         stream.writing_paused = self.write_paused
         state = self.state
         if stream.scope["type"] == "websocket":
-            start_task(state, websocket_call(stream, self, self.app, state.config))
+            start_task(state, websocket_call(stream, self, self.app, state.config, state.tasks))
             return
-        start_task(state, stream.run(request_app(state, self.app)))
+        start_task(state, stream.run(request_app(state, self.app), state.tasks))
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes
