@@ -34,6 +34,7 @@ COMPILED = [
     "src/levante/server/websocket.py",
     "src/levante/server/protocols/http1.py",
     "src/levante/server/protocols/websocket.py",
+    "src/levante/server/state.py",
     # The framework's request path: routing, the handler plan, the error layer and
     # the values a request is read into. Their public classes allow Python
     # subclasses; `responses` and `requests` stay Python (apps subclass `Response`

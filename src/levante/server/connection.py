@@ -119,7 +119,7 @@ class Peer:
 
 def request_app(state: ServerState, app: ASGIApp) -> ASGIApp:
     """The app to run a new request: the real one, or a 503 past ``--limit-concurrency``."""
-    limit = state.config.limit_concurrency
+    limit = state.limits.concurrency
     if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
         return service_unavailable
     return app

@@ -23,11 +23,29 @@ class Connection(Protocol):
     def force_close(self) -> None: ...
 
 
+class Limits:
+    """The settings every request reads, copied once from the `Config` (a plain
+    dataclass): in the compiled build these are native attribute reads."""
+
+    def __init__(self, config: Config) -> None:
+        self.request_line = config.limit_request_line
+        self.request_fields = config.limit_request_fields
+        self.field_size = config.limit_request_field_size
+        self.request_head = config.limit_request_head
+        self.request_body = config.limit_request_body
+        self.body_buffer = config.request_body_buffer
+        self.header_timeout = config.timeout_request_header
+        self.keep_alive_timeout = config.timeout_keep_alive
+        self.concurrency = config.limit_concurrency
+        self.websockets = config.ws == "auto"
+
+
 class ServerState:
     """Shared by the server and every connection it accepted."""
 
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
+        self.limits = Limits(config)
         self.loop = loop
         self.connections: set[Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
