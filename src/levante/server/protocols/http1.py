@@ -387,10 +387,7 @@ class HTTP1Protocol(asyncio.Protocol):
             # A chunked body's trailer fields: ASGI has no request trailers, so
             # they are only measured, head and trailers together, against the
             # head's limits (twice the size).
-            if (
-                size > limits.field_size
-                or self.head_size > 2 * limits.request_head
-            ):
+            if size > limits.field_size or self.head_size > 2 * limits.request_head:
                 self._fail_parse(431, "Request trailer fields too large")
             return
         headers = self.headers
