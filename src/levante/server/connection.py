@@ -89,10 +89,12 @@ class Peer:
     ) -> dict[str, Any]:
         """The ASGI ``http`` scope of one request; `forwarded`: a forwarding header was seen."""
         path = raw_path.decode("ascii")
-        if b"%" in raw_path:
+        # find(), not `in`: on bytes `in` first tries the operand as an int and
+        # formats the TypeError it then discards (CPython 3.11), on every request.
+        if raw_path.find(b"%") >= 0:
             path = unquote(path)
         state = self.state
-        root_path = state.config.root_path
+        root_path = state.settings.root_path
         if root_path:
             path = root_path + path
             raw_path = root_path.encode() + raw_path
@@ -119,7 +121,7 @@ class Peer:
 
 def request_app(state: ServerState, app: ASGIApp) -> ASGIApp:
     """The app to run a new request: the real one, or a 503 past ``--limit-concurrency``."""
-    limit = state.limits.concurrency
+    limit = state.settings.concurrency
     if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
         return service_unavailable
     return app

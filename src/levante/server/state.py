@@ -23,7 +23,7 @@ class Connection(Protocol):
     def force_close(self) -> None: ...
 
 
-class Limits:
+class RequestSettings:
     """The settings every request reads, copied once from the `Config` (a plain
     dataclass): in the compiled build these are native attribute reads."""
 
@@ -38,6 +38,7 @@ class Limits:
         self.keep_alive_timeout = config.timeout_keep_alive
         self.concurrency = config.limit_concurrency
         self.websockets = config.ws == "auto"
+        self.root_path = config.root_path
 
 
 class ServerState:
@@ -45,7 +46,7 @@ class ServerState:
 
     def __init__(self, config: Config, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
-        self.limits = Limits(config)
+        self.settings = RequestSettings(config)
         self.loop = loop
         self.connections: set[Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()

@@ -200,7 +200,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self.state.metrics.connections.inc()
         peer = self.peer
         peer.connected(transport)
-        self.deadline = self.state.now + self.state.limits.keep_alive_timeout + 1.0
+        self.deadline = self.state.now + self.state.settings.keep_alive_timeout + 1.0
         proxy_protocol = self.state.proxy_protocol
         if proxy_protocol is not None:
             address = peer.client[0] if peer.client else None
@@ -332,7 +332,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self.stalled = 0
             return
         self.stalled += len(data)
-        if self.stalled > self.state.limits.request_head:
+        if self.stalled > self.state.settings.request_head:
             self._request_error(RequestError(431, "Request trailer fields too large"))
 
     def _check_partial_head(self, data: bytes) -> None:
@@ -344,10 +344,10 @@ class HTTP1Protocol(asyncio.Protocol):
             self.head_pending = len(data) - newline - 1
         elif not self.began:
             self.head_pending += len(data)
-        limits = self.state.limits
+        settings = self.state.settings
         if (
-            self.head_pending > limits.field_size
-            or self.head_size + self.head_pending > limits.request_head
+            self.head_pending > settings.field_size
+            or self.head_size + self.head_pending > settings.request_head
         ):
             self._request_error(RequestError(431, "Request header fields too large"))
 
@@ -372,29 +372,29 @@ class HTTP1Protocol(asyncio.Protocol):
         self.fresh = False
         self.phase = HEAD
         self.began = True
-        self.deadline = self.state.now + self.state.limits.header_timeout + 1.0
+        self.deadline = self.state.now + self.state.settings.header_timeout + 1.0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        if len(self.url) > self.state.limits.request_line:
+        if len(self.url) > self.state.settings.request_line:
             self._fail_parse(414, "Request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        limits = self.state.limits
+        settings = self.state.settings
         size = len(name) + len(value)
         self.head_size += size
         if self.phase != HEAD:
             # A chunked body's trailer fields: ASGI has no request trailers, so
             # they are only measured, head and trailers together, against the
             # head's limits (twice the size).
-            if size > limits.field_size or self.head_size > 2 * limits.request_head:
+            if size > settings.field_size or self.head_size > 2 * settings.request_head:
                 self._fail_parse(431, "Request trailer fields too large")
             return
         headers = self.headers
         if (
-            size > limits.field_size
-            or self.head_size > limits.request_head
-            or len(headers) >= limits.request_fields
+            size > settings.field_size
+            or self.head_size > settings.request_head
+            or len(headers) >= settings.request_fields
         ):
             self._fail_parse(431, "Request header fields too large")
         name = name.lower()
@@ -439,7 +439,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self.host_count != 1 and (version == "1.1" or self.host_count > 1):
             # RFC 9112 section 3.2: exactly one Host field in HTTP/1.1.
             self._fail_parse(400, "Missing or repeated Host header")
-        if self.content_length > self.state.limits.request_body:
+        if self.content_length > self.state.settings.request_body:
             self._fail_parse(413, "Request body too large")
         self.phase = ACTIVE
         self.deadline = 0.0
@@ -448,7 +448,7 @@ class HTTP1Protocol(asyncio.Protocol):
         stream = self._new_stream(method_str, version)
         stream.expect_continue = self.expect_continue and version == "1.1"
         keep_alive = parser.should_keep_alive() and self.keep_alive
-        websocket = self.upgrade_ws and self.state.limits.websockets
+        websocket = self.upgrade_ws and self.state.settings.websockets
         if websocket and not (method == b"GET" and parser.should_upgrade()):
             # RFC 6455 section 4.2.1: a WebSocket upgrade is a GET with
             # "Connection: Upgrade"; anything else asking for one is malformed.
@@ -531,7 +531,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def _new_stream(self, method: str, version: str) -> HTTPStream:
         url = self.url
-        if b"#" in url:
+        if url.find(b"#") >= 0:  # not `in`: see Peer.scope
             url = url.partition(b"#")[0]  # a fragment is not part of the target
         if url[:1] == b"/":
             raw_path, _, query = url.partition(b"?")
@@ -552,9 +552,9 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         self.progress = True
         self.body_size += len(body)
-        if self.body_size > self.state.limits.request_body:
+        if self.body_size > self.state.settings.request_body:
             self._fail_parse(413, "Request body too large")
-        if stream.feed_body(body) > self.state.limits.body_buffer:
+        if stream.feed_body(body) > self.state.settings.body_buffer:
             stream.paused = True
             self._pause_reading()
 
@@ -640,7 +640,7 @@ class HTTP1Protocol(asyncio.Protocol):
         else:
             if self.phase != HEAD:
                 self.phase = IDLE
-                self.deadline = self.state.now + self.state.limits.keep_alive_timeout + 1.0
+                self.deadline = self.state.now + self.state.settings.keep_alive_timeout + 1.0
             if self.write_paused:
                 self._pause_reading()  # the client is not reading: take no new request
             else:
