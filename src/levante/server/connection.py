@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
 from levante.asgi import HTTP_SPEC_VERSION, ASGIApp
@@ -21,28 +21,30 @@ if TYPE_CHECKING:
     from levante.server.state import ServerState
     from levante.server.stream import HTTPStream
 
-ASGI_VERSION = {"version": "3.0", "spec_version": HTTP_SPEC_VERSION}
+ASGI_VERSION: Final = {"version": "3.0", "spec_version": HTTP_SPEC_VERSION}
 
 #: The usual methods as str, without a decode per request.
-METHODS = {
+METHODS: Final = {
     m.encode(): m
     for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")
 }
 #: Headers a proxy may set for the client (applied only for a trusted peer).
-FORWARDING_HEADERS = frozenset(
+FORWARDING_HEADERS: Final = frozenset(
     (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
 )
 #: Fields about one connection, not the message (RFC 9110 section 7.6.1): HTTP/2 forbids
 #: them, and no trailer may carry them.
-CONNECTION_SPECIFIC = frozenset(
+CONNECTION_SPECIFIC: Final = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 #: Response trailer fields that are dropped: framing, routing and the trailer list itself.
-FORBIDDEN_TRAILERS = frozenset((b"content-length", b"host", b"trailer", *CONNECTION_SPECIFIC))
-_TRAILERS_EXT: dict[object, object] = {}
-_PATHSEND_EXT: dict[object, object] = {}
+FORBIDDEN_TRAILERS: Final = frozenset(
+    (b"content-length", b"host", b"trailer", *CONNECTION_SPECIFIC)
+)
+_TRAILERS_EXT: Final[dict[object, object]] = {}
+_PATHSEND_EXT: Final[dict[object, object]] = {}
 #: What every request is offered; copied per request (an app may change its copy).
-EXTENSIONS: dict[str, Any] = {
+EXTENSIONS: Final[dict[str, Any]] = {
     "http.response.trailers": _TRAILERS_EXT,
     "http.response.pathsend": _PATHSEND_EXT,
 }

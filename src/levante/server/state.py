@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from levante.server.config import Config
@@ -107,7 +107,7 @@ class ServerState:
 
 
 #: The name of every app call's task (a named task skips formatting ``Task-<n>``).
-TASK_NAME = "levante-app-call"
+TASK_NAME: Final = "levante-app-call"
 
 
 def start_task(state: ServerState, coro: Coroutine[Any, Any, None]) -> None:

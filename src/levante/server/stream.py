@@ -14,7 +14,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Iterable
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 from levante.asgi import ASGIApp, Message
 from levante.native import chained, mypyc_attr
@@ -24,24 +24,30 @@ from levante.server.flow import wake
 logger = logging.getLogger("levante.error")
 
 # Response states. Plain ints: the checks sit on the hot path.
-NEW = 0  # no response message yet
-STARTED = 1  # http.response.start received, held until the first body message
-BODY = 2  # head written, body streaming
-TRAILERS = 3  # body complete, trailers announced and not yet sent
-DONE = 4  # response complete
+NEW: Final = 0  # no response message yet
+STARTED: Final = 1  # http.response.start received, held until the first body message
+BODY: Final = 2  # head written, body streaming
+TRAILERS: Final = 3  # body complete, trailers announced and not yet sent
+DONE: Final = 4  # response complete
 
-_STATE_NAMES = ("not started", "started", "streaming its body", "awaiting trailers", "complete")
+_STATE_NAMES: Final = (
+    "not started",
+    "started",
+    "streaming its body",
+    "awaiting trailers",
+    "complete",
+)
 
 #: Bytes read from a file per write for `http.response.pathsend`.
-PATHSEND_CHUNK = 256 * 1024
+PATHSEND_CHUNK: Final = 256 * 1024
 
 #: Response header fields as the app sent them: (name, value) pairs of bytes, checked by
 #: the protocol that writes them. Typed loosely on purpose: the compiled build enforces
 #: annotations at each call, and a list pair (which apps send) must reach that check.
 Fields: TypeAlias = Iterable[Any]
 
-_DISCONNECT: Message = {"type": "http.disconnect"}
-_EMPTY_BODY = b""
+_DISCONNECT: Final[Message] = {"type": "http.disconnect"}
+_EMPTY_BODY: Final = b""
 
 
 class Writer(Protocol):
@@ -379,7 +385,7 @@ class HTTPStream:
             self.writer.abort(self)
 
 
-_ERROR_HEADERS = (
+_ERROR_HEADERS: Final = (
     (b"content-type", b"text/plain; charset=utf-8"),
     (b"connection", b"close"),
 )

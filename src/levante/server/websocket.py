@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from websockets.datastructures import Headers
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -43,25 +43,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger("levante.error")
 
 # Session states.
-CONNECTING = 0  # the app has not accepted or denied yet
-OPEN = 1
-CLOSED = 2  # closed or denied: receive() reports websocket.disconnect
+CONNECTING: Final = 0  # the app has not accepted or denied yet
+OPEN: Final = 1
+CLOSED: Final = 2  # closed or denied: receive() reports websocket.disconnect
 
 #: Close code when the app raises after accepting (RFC 6455 section 7.4.1).
-INTERNAL_ERROR = 1011
+INTERNAL_ERROR: Final = 1011
 #: Close code when the connection ended without a close frame.
-ABNORMAL_CLOSURE = 1006
+ABNORMAL_CLOSURE: Final = 1006
 
 #: Bytes handed to the frame parser at a time. The parser yields every frame in
 #: what it is given, so feeding slices and stopping while the app's queue is
 #: full bounds the queue at `ws_max_queue` plus what one slice holds.
-FEED_SLICE = 4096
+FEED_SLICE: Final = 4096
 #: An incomplete simple frame up to this size waits for its rest to be read here;
 #: a larger one streams through the protocol.
-_WAIT_FOR_FRAME = 64 * 1024
+_WAIT_FOR_FRAME: Final = 64 * 1024
 #: First byte of a whole (FIN) text or binary frame with no RSV bit.
-_TEXT = 0x81
-_BINARY = 0x82
+_TEXT: Final = 0x81
+_BINARY: Final = 0x82
 
 
 class _ServerProtocol(ServerProtocol):
@@ -509,7 +509,7 @@ def _write_frame(transport: WebSocketTransport, first: int, payload: bytes) -> N
 
 #: Stands in for Sec-WebSocket-Key on HTTP/2, where extended CONNECT has none
 #: (RFC 8441 section 5); the answer derived from it is not sent.
-_H2_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+_H2_KEY: Final = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
 def websocket_call(

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from levante.native import chained, mypyc_attr
 
@@ -83,7 +83,7 @@ class UUIDConvertor(Convertor):
         return uuid.UUID(value)
 
 
-CONVERTORS: dict[str, Convertor] = {
+CONVERTORS: Final[dict[str, Convertor]] = {
     "str": StringConvertor(),
     "path": PathConvertor(),
     "int": IntegerConvertor(),
@@ -93,9 +93,9 @@ CONVERTORS: dict[str, Convertor] = {
 
 #: The order in which parameter segments are tried at one position: the narrower
 #: first, so ``/items/{id:int}`` wins over ``/items/{slug}`` for ``/items/42``.
-PRIORITY = {"int": 0, "float": 1, "uuid": 2}
-DEFAULT_PRIORITY = 5
-STR_PRIORITY = 10
+PRIORITY: Final = {"int": 0, "float": 1, "uuid": 2}
+DEFAULT_PRIORITY: Final = 5
+STR_PRIORITY: Final = 10
 
 
 def register_convertor(name: str, convertor: Convertor) -> None:
@@ -103,7 +103,7 @@ def register_convertor(name: str, convertor: Convertor) -> None:
     CONVERTORS[name] = convertor
 
 
-_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+_PARAM: Final = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -235,7 +235,7 @@ def compile_path(path: str) -> PathTemplate:
 
 
 #: A ``str`` parameter in a host pattern is one DNS label: no dots, no port.
-_HOST_LABEL = r"[^/.:]+"
+_HOST_LABEL: Final = r"[^/.:]+"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import html
 import linecache
 import traceback
 from collections.abc import Awaitable
+from typing import Final
 
 from levante.asgi import AnyScope, ASGIApp, Message, Receive, Send
 from levante.native import mypyc_attr
@@ -21,7 +22,7 @@ from levante.web.requests import Request
 from levante.web.responses import HTMLResponse, PlainTextResponse, Response
 
 #: Lines of source shown around each frame of the debug page.
-CONTEXT_LINES = 5
+CONTEXT_LINES: Final = 5
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

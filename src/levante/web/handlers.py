@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from levante.asgi import AnyScope, ASGIApp, Message, Receive, Send
 from levante.native import chained, mypyc_attr
@@ -46,7 +46,7 @@ from levante.web.validation import (
 from levante.web.websockets import WebSocket, WebSocketState
 
 #: The scope key where an `App` leaves its exception handlers for the routes.
-HANDLERS_KEY = "levante.exception_handlers"
+HANDLERS_KEY: Final = "levante.exception_handlers"
 
 ExceptionHandler = Callable[[Any, Exception], Any]
 #: (handlers by status code, handlers by exception class)
@@ -62,11 +62,11 @@ HandlerTables = tuple[dict[int, ExceptionHandler], dict[type[BaseException], Exc
 # endpoints, mounted apps). `500` and `Exception` are not in these tables: they
 # name the server-error handler, which `ServerErrorMiddleware` runs (errors.py).
 
-_OPEN = (WebSocketState.CONNECTING, WebSocketState.CONNECTED)
+_OPEN: Final = (WebSocketState.CONNECTING, WebSocketState.CONNECTED)
 #: RFC 6455 §7.4.1 close codes used here.
-_NORMAL_CLOSURE = 1000
-_POLICY_VIOLATION = 1008
-_INTERNAL_ERROR = 1011
+_NORMAL_CLOSURE: Final = 1000
+_POLICY_VIOLATION: Final = 1008
+_INTERNAL_ERROR: Final = 1011
 
 
 async def default_http_exception_handler(conn: HTTPConnection, exc: HTTPException) -> Response:
@@ -213,7 +213,7 @@ class ExceptionMiddleware:
 
 
 #: WebSocket messages an app sends, and the state each leaves the connection in.
-_WEBSOCKET_STATE_AFTER = {
+_WEBSOCKET_STATE_AFTER: Final = {
     "websocket.accept": WebSocketState.CONNECTED,
     "websocket.http.response.start": WebSocketState.RESPONSE,
     "websocket.close": WebSocketState.DISCONNECTED,
@@ -265,7 +265,7 @@ def _attach(response: Response, tasks: BackgroundTasks | None) -> None:
 
 #: Plans kept per handler for distinct `dependency_overrides` sets (a test suite
 #: makes many; the oldest is dropped).
-_OVERRIDE_PLANS = 16
+_OVERRIDE_PLANS: Final = 16
 
 
 class Compiled:

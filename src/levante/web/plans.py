@@ -27,7 +27,7 @@ import operator
 import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Final, Union, get_args, get_origin
 
 import msgspec
 
@@ -60,12 +60,12 @@ from levante.web.websockets import WebSocket
 
 #: A JSON or form body larger than this answers 413 (Litestar's default is 10 MB;
 #: `Route(max_body_size=...)` changes it for one route).
-MAX_BODY_SIZE = 10 * 1024 * 1024
+MAX_BODY_SIZE: Final = 10 * 1024 * 1024
 
 #: The lifespan-state key of the app-scoped dependency values.
-APP_DEPENDENCIES_KEY = "levante.app_dependencies"
+APP_DEPENDENCIES_KEY: Final = "levante.app_dependencies"
 
-_MISSING: Any = object()
+_MISSING: Final[Any] = object()
 
 
 def handler_name(func: Callable[..., Any]) -> str:
@@ -679,8 +679,8 @@ def read_inputs(plan: Plan, conn: HTTPConnection, errors: list[ErrorItem]) -> di
 
 
 #: The words HTML forms and people use for booleans (pydantic's set; a checkbox sends "on").
-_TRUE = frozenset({"on", "yes", "y", "t", "true", "1"})
-_FALSE = frozenset({"off", "no", "n", "f", "false", "0"})
+_TRUE: Final = frozenset({"on", "yes", "y", "t", "true", "1"})
+_FALSE: Final = frozenset({"off", "no", "n", "f", "false", "0"})
 
 
 def _lax_bool(value: Any) -> Any:
@@ -896,7 +896,7 @@ async def _read_form(plan: Plan, request: Request, errors: list[ErrorItem]) -> d
     return values
 
 
-_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def _check_form_type(request: Request) -> None:
@@ -1010,7 +1010,7 @@ async def close_stack(stack: contextlib.AsyncExitStack, exc: BaseException | Non
     await stack.__aexit__(type(exc), exc, exc.__traceback__)
 
 
-_NOTHING: dict[Any, Any] = {}
+_NOTHING: Final[dict[Any, Any]] = {}
 
 
 def _kwargs(
@@ -1110,7 +1110,7 @@ def _registry_without_lifespan(app: Any) -> AppDependencies:
 # -- what the handler returns -------------------------------------------------------------
 
 #: `response_model=` not given: the return annotation decides.
-UNSET: Any = object()
+UNSET: Final[Any] = object()
 
 
 def response_type(handler: Callable[..., Any], response_model: Any = UNSET) -> Any:
@@ -1164,7 +1164,7 @@ def response_encoder(handler: Callable[..., Any], model: Any) -> Callable[[Any],
     return encode
 
 
-_JSON_SCALARS = (str, int, float, bool, type(None))
+_JSON_SCALARS: Final = (str, int, float, bool, type(None))
 
 
 def _json_container(model: Any) -> type | None:

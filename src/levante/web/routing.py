@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from levante.asgi import AnyScope, ASGIApp, Receive, Send
 from levante.native import chained, mypyc_attr
@@ -843,7 +843,7 @@ def _prefixed(route: BaseRoute, prefix: str, options: dict[str, Any]) -> BaseRou
 
 #: Route settings that `include_router` adds to a route's own instead of replacing
 #: them (FastAPI's rule): the router's go first, outside the route's.
-_LISTS = ("middleware", "dependencies")
+_LISTS: Final = ("middleware", "dependencies")
 
 
 def _settings(route: Route | WebSocketRoute) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections import deque
 from time import perf_counter
-from typing import Any, NoReturn, cast
+from typing import Any, Final, NoReturn, cast
 
 import httptools
 from websockets.http11 import Response
@@ -55,13 +55,13 @@ access_logger = logging.getLogger("levante.access")
 
 
 # Connection phases, for timeouts.
-IDLE = 0  # between requests: the keep-alive timeout runs
-HEAD = 1  # a request head is arriving: the header timeout runs
-ACTIVE = 2  # a request is being served: the app decides how long
-LINGER = 3  # answered and half-closed; unread input is drained until the peer closes
+IDLE: Final = 0  # between requests: the keep-alive timeout runs
+HEAD: Final = 1  # a request head is arriving: the header timeout runs
+ACTIVE: Final = 2  # a request is being served: the app decides how long
+LINGER: Final = 3  # answered and half-closed; unread input is drained until the peer closes
 
 # RFC 9110 section 2.5: a higher minor version of HTTP/1 is served as 1.1.
-_VERSIONS = {"1.1": "1.1", "1.0": "1.0", **{f"1.{n}": "1.1" for n in range(2, 10)}}
+_VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0", **{f"1.{n}": "1.1" for n in range(2, 10)}}
 
 
 def _status_line(status: int) -> bytes:
@@ -75,13 +75,13 @@ def _status_line(status: int) -> bytes:
 
 
 #: Every status line, built once.
-STATUS_LINES = {status: _status_line(status) for status in range(100, 1000)}
+STATUS_LINES: Final = {status: _status_line(status) for status in range(100, 1000)}
 
-_CHUNKED_END = b"0\r\n\r\n"
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_CLOSE = b"connection: close\r\n"
-_KEEP_ALIVE = b"connection: keep-alive\r\n"
-_CHUNKED = b"transfer-encoding: chunked\r\n"
+_CHUNKED_END: Final = b"0\r\n\r\n"
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLOSE: Final = b"connection: close\r\n"
+_KEEP_ALIVE: Final = b"connection: keep-alive\r\n"
+_CHUNKED: Final = b"transfer-encoding: chunked\r\n"
 
 
 class HTTP1Protocol(asyncio.Protocol):
@@ -916,26 +916,26 @@ class _Queued:
 
 
 #: Headers looked at while parsing (one set lookup per header spots them all).
-_SPECIAL = frozenset(
+_SPECIAL: Final = frozenset(
     (b"host", b"content-length", b"expect", b"transfer-encoding", b"upgrade", *FORWARDING_HEADERS)
 )
 
 
 # Response framing flags.
-_F_CHUNKED = 1
-_F_CLOSE = 2
+_F_CHUNKED: Final = 1
+_F_CLOSE: Final = 2
 
 
 #: Each response header line the server has checked, by its ``(name, value)`` pair: the
 #: line and what it means for framing (`_ORDINARY`, `_CLOSE_ASKED`, `_DROPPED`, or a
 #: Content-Length). Apps send the same few headers again and again; a pair is
 #: checked and formatted once. Bounded: past `_LINES_MAX` pairs, new ones are not kept.
-_LINES: dict[object, tuple[bytes, int]] = {}
-_LINES_MAX = 2048
-_ORDINARY = -1
-_CLOSE_ASKED = -2  # "connection: close": the line is dropped, the connection closes
-_DROPPED = -3  # another connection option: the line is dropped
-_CHUNKED_ASKED = -4  # "transfer-encoding: chunked": the line is dropped, the body chunked
+_LINES: Final[dict[object, tuple[bytes, int]]] = {}
+_LINES_MAX: Final = 2048
+_ORDINARY: Final = -1
+_CLOSE_ASKED: Final = -2  # "connection: close": the line is dropped, the connection closes
+_DROPPED: Final = -3  # another connection option: the line is dropped
+_CHUNKED_ASKED: Final = -4  # "transfer-encoding: chunked": the line is dropped, the body chunked
 
 
 def _serialise_headers(headers: Fields, parts: list[bytes]) -> tuple[int, int]:
