@@ -988,6 +988,35 @@ def test_every_finished_app_call_leaves_the_servers_task_set(serve: Serve) -> No
     assert httpx.get(server.url + "/after").status_code == 200
 
 
+def test_a_task_factory_the_app_sets_makes_the_request_tasks(serve: Serve) -> None:
+    # The server makes its request tasks itself (named, without the loop's
+    # create_task) only while no task factory is set; one an app sets is used.
+    made: list[asyncio.Task[Any]] = []
+    seen: list[bool] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    asyncio.get_running_loop().set_task_factory(factory)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        seen.append(asyncio.current_task() in made)
+        await respond(send, body=b"ok")
+
+    server = start(serve, app)
+    assert httpx.get(server.url + "/").status_code == 200
+    assert seen == [True]
+
+
 # -- 11. lifespan ----------------------------------------------------------------
 
 

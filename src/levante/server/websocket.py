@@ -38,6 +38,7 @@ from levante.server.stream import message_type
 
 if TYPE_CHECKING:
     from levante.server.config import Config
+    from levante.server.state import ServerState
     from levante.server.stream import HTTPStream
 
 logger = logging.getLogger("levante.error")
@@ -513,18 +514,14 @@ _H2_KEY: Final = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
 def websocket_call(
-    stream: HTTPStream,
-    handover: Handover,
-    app: ASGIApp,
-    config: Config,
-    tasks: set[asyncio.Task[None]],
+    stream: HTTPStream, handover: Handover, app: ASGIApp, state: ServerState
 ) -> Coroutine[Any, Any, None]:
     """What to run for a WebSocket handshake request: the app's session, or a refusal."""
     error = handshake_error(stream.scope)
     if error is not None:
-        return stream.run(refuse_handshake(*error), tasks)
-    session = WebSocketSession(stream, handover, handshake_request(stream.scope), config)
-    return session.run(app, tasks)
+        return stream.run(refuse_handshake(*error), state.tasks)
+    session = WebSocketSession(stream, handover, handshake_request(stream.scope), state.config)
+    return session.run(app, state.tasks)
 
 
 def refuse_handshake(status: int, detail: str) -> ASGIApp:

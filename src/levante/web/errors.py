@@ -12,12 +12,11 @@ from __future__ import annotations
 import html
 import linecache
 import traceback
-from collections.abc import Awaitable
 from typing import Final
 
-from levante.asgi import AnyScope, ASGIApp, Message, Receive, Send
+from levante.asgi import AnyScope, ASGIApp, Receive, Send
 from levante.native import mypyc_attr
-from levante.web.handlers import ExceptionHandler, handler_response
+from levante.web.handlers import ExceptionHandler, SendProgress, handler_response
 from levante.web.requests import Request
 from levante.web.responses import HTMLResponse, PlainTextResponse, Response
 
@@ -45,11 +44,11 @@ class ServerErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        tracking = _TrackingSend(send)
+        progress = SendProgress(send)
         try:
-            await self.app(scope, receive, tracking)
+            await self.app(scope, receive, progress)
         except Exception as exc:
-            if not tracking.started:
+            if not progress.http_started:
                 await self._answer(scope, receive, send, exc)
             raise
 
@@ -71,22 +70,6 @@ class ServerErrorMiddleware:
         if self.handler is None:
             return _bare_500()
         return await handler_response(self.handler, request, exc)
-
-
-class _TrackingSend:
-    """The server's `send`, noting whether the response has started. A plain call
-    that hands back the server's awaitable: no coroutine of its own per message."""
-
-    __slots__ = ("send", "started")
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-        self.started = False
-
-    def __call__(self, message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.start":
-            self.started = True
-        return self.send(message)
 
 
 def _bare_500() -> Response:

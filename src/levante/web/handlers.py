@@ -62,7 +62,8 @@ HandlerTables = tuple[dict[int, ExceptionHandler], dict[type[BaseException], Exc
 # endpoints, mounted apps). `500` and `Exception` are not in these tables: they
 # name the server-error handler, which `ServerErrorMiddleware` runs (errors.py).
 
-_OPEN: Final = (WebSocketState.CONNECTING, WebSocketState.CONNECTED)
+_CONNECTING: Final = WebSocketState.CONNECTING
+_OPEN: Final = (_CONNECTING, WebSocketState.CONNECTED)
 #: RFC 6455 §7.4.1 close codes used here.
 _NORMAL_CLOSURE: Final = 1000
 _POLICY_VIOLATION: Final = 1008
@@ -201,9 +202,9 @@ class ExceptionMiddleware:
             await self.app(scope, receive, send)
             return
         tables = scope.get(HANDLERS_KEY)
-        progress = _Progress(send)
+        progress = SendProgress(send)
         try:
-            await self.app(scope, receive, progress.send)
+            await self.app(scope, receive, progress)
         except Exception as exc:
             if progress.started:
                 raise
@@ -220,23 +221,25 @@ _WEBSOCKET_STATE_AFTER: Final = {
 }
 
 
-class _Progress:
-    """What the app has sent so far: enough to tell whether an answer can still go out."""
+class SendProgress:
+    """A `send` that notes what the app has sent so far: enough to tell whether an
+    answer to an exception can still go out. A plain call handing back the inner
+    `send`'s awaitable: no coroutine of its own per message."""
 
     __slots__ = ("_send", "http_started", "websocket_state")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.http_started = False
-        self.websocket_state = WebSocketState.CONNECTING
+        self.websocket_state = _CONNECTING
 
-    async def send(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
         kind = message["type"]
         if kind == "http.response.start":
             self.http_started = True
-        else:
+        elif kind != "http.response.body":  # the common message changes nothing here
             self.websocket_state = _WEBSOCKET_STATE_AFTER.get(kind, self.websocket_state)
-        await self._send(message)
+        return self._send(message)
 
     @property
     def started(self) -> bool:

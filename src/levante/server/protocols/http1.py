@@ -582,7 +582,7 @@ class HTTP1Protocol(asyncio.Protocol):
         stream.writing_paused = self.write_paused
         state = self.state
         if stream.scope["type"] == "websocket":
-            start_task(state, websocket_call(stream, self, self.app, state.config, state.tasks))
+            start_task(state, websocket_call(stream, self, self.app, state))
             return
         start_task(state, stream.run(request_app(state, self.app), state.tasks))
 

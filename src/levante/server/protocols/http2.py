@@ -1017,9 +1017,7 @@ class HTTP2Protocol(asyncio.Protocol):
             start_task(self.state, stream.run(refuse_handshake(501, detail), self.state.tasks))
             return
         stream.scope = websocket_scope(stream.scope)
-        start_task(
-            self.state, websocket_call(stream, self, self.app, self.config, self.state.tasks)
-        )
+        start_task(self.state, websocket_call(stream, self, self.app, self.state))
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes
