@@ -1,6 +1,7 @@
 """The benchmark suite (bench/harness), without any load generator.
 
-Its own target-start code starts `floor`, `levante` and `levante-web` on a free
+Its own target-start code starts `floor` (and its two variants with a task per
+request and with the raw app in it), `levante` and `levante-web` on a free
 loopback port, and its correctness checks pass against each for every HTTP/1.1
 scenario (and the WebSocket echo for the two Levante targets). The SVG chart is
 well-formed XML, and the issue-9 evaluation gives the expected PASS/FAIL on a
@@ -30,7 +31,9 @@ from harness.targets import TARGETS, Server, free_port  # noqa: E402
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-@pytest.fixture(scope="module", params=["floor", "levante", "levante-web"])
+@pytest.fixture(
+    scope="module", params=["floor", "floor-task", "floor-app", "levante", "levante-web"]
+)
 def started(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
@@ -70,6 +73,14 @@ def test_floor_is_skipped_not_failed_where_it_has_no_protocol() -> None:
     assert skip_reason(floor, SCENARIOS["idle-ws"], explicit=False) == "no WebSocket"
     assert skip_reason(floor, SCENARIOS["plaintext"], explicit=False) is None
     assert skip_reason(TARGETS["uvicorn"], SCENARIOS["h2-plaintext"], explicit=False)
+
+
+def test_floor_variants_run_only_the_plaintext_scenarios() -> None:
+    for name in ("floor-task", "floor-app"):
+        variant = TARGETS[name]
+        for explicit in (False, True):
+            assert skip_reason(variant, SCENARIOS["plaintext-c256"], explicit) is None
+            assert skip_reason(variant, SCENARIOS["json"], explicit) == "not one of its scenarios"
 
 
 def _row(by_round: dict[str, float], ratio: float | None = None, **extra: Any) -> dict[str, Any]:

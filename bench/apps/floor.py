@@ -9,6 +9,17 @@ not do WebSocket or HTTP/2, and the harness skips it for those scenarios.
 
     python apps/floor.py --host 127.0.0.1 --port 8000
 
+Two variants add back, one at a time, the parts every ASGI server must have, so the
+suite shows what they cost on this stack before any server code runs:
+
+    python apps/floor.py --mode task   # each request answered from its own asyncio Task
+    python apps/floor.py --mode app    # ...which runs apps/raw.py: scope, receive, send
+
+`--mode app` is a bound, not a server: its scope holds only the four keys apps/raw.py
+reads (no headers list, no addresses, no `state` or `extensions` copies), its `send`
+checks nothing and writes the whole response at the body message, and it has no
+limits, timeouts or error handling. A conforming server does all of that on top.
+
 The responses carry what the other servers send: status line, `date` (rebuilt
 once a second, as uvicorn and Levante do), `server`, `content-type`,
 `content-length`. /json and /items/... are serialised per request with
@@ -21,12 +32,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from email.utils import formatdate
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httptools
 import uvloop
+from raw import app as raw_app
 
 PLAINTEXT = b"Hello, World!"
 BYTES_64K = b"x" * 65536
@@ -77,7 +91,7 @@ def items(common: bytes, path: bytes, query: bytes | None) -> bytes:
 
 
 class FloorProtocol(asyncio.Protocol):
-    """One connection: httptools callbacks collect the URL and count the body."""
+    """One connection: httptools callbacks collect the URL and the body."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -107,24 +121,25 @@ class FloorProtocol(asyncio.Protocol):
         self.body_length += len(body)
 
     def on_message_complete(self) -> None:
-        self.answer(self.route(), keep_alive=self.parser.should_keep_alive())
+        answer = self.route(self.url, self.parser.get_method(), self.body_length)
+        self.answer(answer, keep_alive=self.parser.should_keep_alive())
 
-    def route(self) -> bytes:
+    def route(self, target: bytes, method: bytes, body_length: int) -> bytes:
         common = self.clock.common
-        url = httptools.parse_url(self.url)
+        url = httptools.parse_url(target)
         path = url.path
         if path in (b"/plaintext", b"/"):
             return self.clock.plaintext
         if path == b"/json":
-            body = json.dumps({"message": "Hello, World!"}).encode()
-            return response(common, 200, _JSON, body)
+            data = json.dumps({"message": "Hello, World!"}).encode()
+            return response(common, 200, _JSON, data)
         if path.startswith(b"/items/"):
             return items(common, path, url.query)
         if path == b"/bytes/64k":
             return response(common, 200, _OCTET, BYTES_64K)
-        if path == b"/upload" and self.parser.get_method() == b"POST":
-            body = json.dumps({"length": self.body_length}).encode()
-            return response(common, 200, _JSON, body)
+        if path == b"/upload" and method == b"POST":
+            data = json.dumps({"length": body_length}).encode()
+            return response(common, 200, _JSON, data)
         return response(common, 404, _TEXT, b"not found")
 
     def answer(self, data: bytes, keep_alive: bool) -> None:
@@ -135,11 +150,85 @@ class FloorProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(host: str, port: int) -> None:
+class TaskProtocol(FloorProtocol):
+    """The floor, with each answer written by a task of its own, as ASGI servers run apps."""
+
+    def on_message_complete(self) -> None:
+        keep_alive = self.parser.should_keep_alive()
+        method = self.parser.get_method()
+        respond = self.respond(self.url, method, self.body_length, keep_alive)
+        asyncio.get_running_loop().create_task(respond)
+
+    async def respond(self, url: bytes, method: bytes, body_length: int, keep_alive: bool) -> None:
+        self.answer(self.route(url, method, body_length), keep_alive)
+
+
+class AppProtocol(FloorProtocol):
+    """The floor, running apps/raw.py in a task per request with the least ASGI allows."""
+
+    body: list[bytes]
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.body = []
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        raw_path, _, query = self.url.partition(b"?")
+        method = self.parser.get_method().decode("ascii")
+        scope = {"type": "http", "method": method, "path": raw_path.decode(), "query_string": query}
+        exchange = Exchange(self, b"".join(self.body), self.parser.should_keep_alive())
+        asyncio.get_running_loop().create_task(raw_app(scope, exchange.receive, exchange.send))
+
+
+class Exchange:
+    """`receive` and `send` of one request; `send` writes the response at the body message."""
+
+    __slots__ = ("body", "headers", "keep_alive", "protocol", "status")
+
+    def __init__(self, protocol: FloorProtocol, body: bytes, keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.body = body
+        self.keep_alive = keep_alive
+        self.status = 200
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        return {"type": "http.request", "body": self.body, "more_body": False}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = message.get("headers", [])
+            return
+        body = message.get("body", b"")
+        head = [STATUS_LINES[self.status], self.protocol.clock.common]
+        head += [b"%s: %s\r\n" % pair for pair in self.headers]
+        if not any(name == b"content-length" for name, _ in self.headers):
+            head.append(b"content-length: %d\r\n" % len(body))
+        head += [b"\r\n", body]
+        self.protocol.answer(b"".join(head), self.keep_alive)
+
+
+STATUS_LINES = {
+    status: b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
+    for status in (200, 404, 422)
+}
+PROTOCOLS: dict[str, Callable[[Clock], FloorProtocol]] = {
+    "direct": FloorProtocol,
+    "task": TaskProtocol,
+    "app": AppProtocol,
+}
+
+
+async def serve(host: str, port: int, mode: str = "direct") -> None:
     loop = asyncio.get_running_loop()
     clock = Clock(loop)
+    protocol = PROTOCOLS[mode]
     server = await loop.create_server(
-        lambda: FloorProtocol(clock), host, port, backlog=2048, reuse_address=True
+        lambda: protocol(clock), host, port, backlog=2048, reuse_address=True
     )
     async with server:
         await server.serve_forever()
@@ -149,9 +238,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--mode", choices=sorted(PROTOCOLS), default="direct")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(serve(args.host, args.port))
+        uvloop.run(serve(args.host, args.port, args.mode))
 
 
 if __name__ == "__main__":

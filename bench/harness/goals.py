@@ -58,7 +58,11 @@ def _levante_vs_uvicorn() -> list[Goal]:
     for scenario, threshold in _UVICORN_FLOORS.items():
         goals.append(_vs(scenario, "levante", "uvicorn", ">=", threshold))
         if scenario in ("plaintext", "plaintext-c256"):
-            goals.append(_vs(scenario, "floor", "uvicorn"))  # the limit, next to levante's
+            # The limit, next to levante's; then the limit with a task per request, and
+            # with the raw app run in it (apps/floor.py --mode task, --mode app).
+            goals.extend(
+                _vs(scenario, floor, "uvicorn") for floor in ("floor", "floor-task", "floor-app")
+            )
     return goals
 
 

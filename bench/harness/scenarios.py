@@ -59,12 +59,15 @@ def skip_reason(target: Target, scenario: Scenario, explicit: bool) -> str | Non
 
     A target that does not speak the scenario's protocol is skipped. In the default
     run (targets not named with --targets), the idle scenarios, which measure what a
-    *server* holds per connection, leave out the framework targets.
+    *server* holds per connection, leave out the framework targets. A target that
+    names its scenarios runs only those.
     """
     if scenario.protocol not in target.serves:
         return {H2: "no HTTP/2", WS: "no WebSocket", H1: "no HTTP/1.1"}[scenario.protocol]
     if scenario.idle and not explicit and target.group == "framework":
         return "framework target (idle scenarios measure servers)"
+    if target.scenarios is not None and scenario.name not in target.scenarios:
+        return "not one of its scenarios"
     return None
 
 

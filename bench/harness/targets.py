@@ -27,7 +27,8 @@ class Target:
     `serves` says which protocols it speaks; a scenario that needs another is skipped
     for it (reported as n/a, not as a failure). `group` is "server" (the raw contract
     app on a server), "framework" (a framework's contract app) or "floor".
-    `default` targets run when no --targets is given.
+    `default` targets run when no --targets is given; `scenarios`, if set, limits
+    the target to those.
     """
 
     name: str
@@ -36,6 +37,7 @@ class Target:
     group: str = "server"
     default: bool = True
     note: str = ""
+    scenarios: frozenset[str] | None = None  # None: every scenario of its protocols
 
 
 _LEVANTE = "python -m levante {app} --host {host} --port {port} --log-level error --no-access-log"
@@ -47,6 +49,7 @@ _GRANIAN = (
     " --runtime-threads 1 --log-level error --no-access-log"
 )
 _NO_H2 = frozenset({H1, WS})
+_PLAINTEXT = frozenset({"plaintext", "plaintext-c256"})
 
 
 def _on(template: str, app: str) -> str:
@@ -93,6 +96,24 @@ _TARGET_LIST = [
         serves=frozenset({H1}),
         group="floor",
         note="bare uvloop + httptools protocol, no ASGI: the limit of this stack",
+    ),
+    # The floor with what every ASGI server adds, one part at a time (apps/floor.py):
+    # where the plaintext figures of a server on this stack can reach at most.
+    Target(
+        "floor-task",
+        "python apps/floor.py --host {host} --port {port} --mode task",
+        serves=frozenset({H1}),
+        group="floor",
+        note="the floor, each answer written by its own asyncio task",
+        scenarios=_PLAINTEXT,
+    ),
+    Target(
+        "floor-app",
+        "python apps/floor.py --host {host} --port {port} --mode app",
+        serves=frozenset({H1}),
+        group="floor",
+        note="floor-task running apps/raw.py with a four-key scope and sends that only write",
+        scenarios=_PLAINTEXT,
     ),
     # Not in the default run: the pure-Python modules in place of the compiled build, and
     # the shared harness's variants, for a closer look.
