@@ -15,10 +15,13 @@ suite shows what they cost on this stack before any server code runs:
     python apps/floor.py --mode task   # each request answered from its own asyncio Task
     python apps/floor.py --mode app    # ...which runs apps/raw.py: scope, receive, send
 
-`--mode app` is a bound, not a server: its scope holds only the four keys apps/raw.py
-reads (no headers list, no addresses, no `state` or `extensions` copies), its `send`
-checks nothing and writes the whole response at the body message, and it has no
-limits, timeouts or error handling. A conforming server does all of that on top.
+`--mode app` is a bound, not a server: it adds the app's own work and nothing of a
+server's. Its scope holds only the four keys apps/raw.py reads (no headers list, no
+addresses, no `state` or `extensions` copies); `receive` hands over the body; `send`
+reads only the message type, and at the body it writes the floor's own answer for the
+request (the same response the app describes), so no response is serialised from the app's
+messages; there are no checks, limits or timeouts. A conforming server does all that
+on top, so no ASGI server on this stack can pass floor-app.
 
 The responses carry what the other servers send: status line, `date` (rebuilt
 once a second, as uvicorn and Levante do), `server`, `content-type`,
@@ -164,58 +167,53 @@ class TaskProtocol(FloorProtocol):
 
 
 class AppProtocol(FloorProtocol):
-    """The floor, running apps/raw.py in a task per request with the least ASGI allows."""
+    """floor-task, with apps/raw.py called in each task as an ASGI server calls it."""
 
     body: list[bytes]
 
     def on_message_begin(self) -> None:
         self.url = b""
         self.body = []
+        self.body_length = 0
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+        self.body_length += len(body)
 
     def on_message_complete(self) -> None:
+        parser = self.parser
+        method = parser.get_method()
+        answer = self.route(self.url, method, self.body_length)
         raw_path, _, query = self.url.partition(b"?")
-        method = self.parser.get_method().decode("ascii")
-        scope = {"type": "http", "method": method, "path": raw_path.decode(), "query_string": query}
-        exchange = Exchange(self, b"".join(self.body), self.parser.should_keep_alive())
+        scope = {
+            "type": "http",
+            "method": method.decode(),
+            "path": raw_path.decode(),
+            "query_string": query,
+        }
+        exchange = Exchange(self, b"".join(self.body), answer, parser.should_keep_alive())
         asyncio.get_running_loop().create_task(raw_app(scope, exchange.receive, exchange.send))
 
 
 class Exchange:
-    """`receive` and `send` of one request; `send` writes the response at the body message."""
+    """`receive` and `send` of one request: the body, and the floor's answer at the end."""
 
-    __slots__ = ("body", "headers", "keep_alive", "protocol", "status")
+    __slots__ = ("answer", "body", "keep_alive", "protocol")
 
-    def __init__(self, protocol: FloorProtocol, body: bytes, keep_alive: bool) -> None:
+    def __init__(self, protocol: FloorProtocol, body: bytes, answer: bytes, keep_alive: bool):
         self.protocol = protocol
         self.body = body
+        self.answer = answer
         self.keep_alive = keep_alive
-        self.status = 200
-        self.headers: list[tuple[bytes, bytes]] = []
 
     async def receive(self) -> dict[str, Any]:
         return {"type": "http.request", "body": self.body, "more_body": False}
 
     async def send(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            self.status = message["status"]
-            self.headers = message.get("headers", [])
-            return
-        body = message.get("body", b"")
-        head = [STATUS_LINES[self.status], self.protocol.clock.common]
-        head += [b"%s: %s\r\n" % pair for pair in self.headers]
-        if not any(name == b"content-length" for name, _ in self.headers):
-            head.append(b"content-length: %d\r\n" % len(body))
-        head += [b"\r\n", body]
-        self.protocol.answer(b"".join(head), self.keep_alive)
+        if message["type"] == "http.response.body":
+            self.protocol.answer(self.answer, self.keep_alive)
 
 
-STATUS_LINES = {
-    status: b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())
-    for status in (200, 404, 422)
-}
 PROTOCOLS: dict[str, Callable[[Clock], FloorProtocol]] = {
     "direct": FloorProtocol,
     "task": TaskProtocol,
