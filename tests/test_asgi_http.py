@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -1015,6 +1016,37 @@ def test_a_task_factory_the_app_sets_makes_the_request_tasks(serve: Serve) -> No
     server = start(serve, app)
     assert httpx.get(server.url + "/").status_code == 200
     assert seen == [True]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks are CPython 3.12+")
+def test_an_app_call_an_eager_task_factory_finishes_at_once_is_not_left_tracked(
+    serve: Serve,
+) -> None:
+    # With the app's eager task factory a call that never waits ends inside
+    # create_task, before the server would track its task: it must not be tracked
+    # then, or it stays in `state.tasks` for good.
+    def eager(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        kwargs["eager_start"] = True  # (uvloop 0.23 passes eager_start=None)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    asyncio.get_running_loop().set_task_factory(eager)
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await respond(send, body=b"ok")
+
+    server = start(serve, app, limit_concurrency=1)
+    state = server.server.state
+    assert state is not None
+    for _ in range(3):  # with --limit-concurrency 1 a task left tracked makes a 503
+        assert httpx.get(server.url + "/").status_code == 200
+    assert server.call(lambda: len(state.tasks)) == 0
 
 
 # -- 11. lifespan ----------------------------------------------------------------

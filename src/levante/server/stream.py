@@ -108,6 +108,7 @@ class HTTPStream:
         "start_time",
         "state",
         "status",
+        "task",
         "trailers",
         "waiters",
         "writer",
@@ -138,6 +139,8 @@ class HTTPStream:
         self.start_time = 0.0
         self.paused = False
         self.writing_paused = False
+        #: The task running the app call, once it started (see `state.start_task`).
+        self.task: asyncio.Task[None] | None = None
 
     # -- events from the protocol ------------------------------------------
 
@@ -354,7 +357,8 @@ class HTTPStream:
                 self._app_returned_early()
         finally:
             self.writer.app_finished(self)
-            tasks.discard(asyncio.current_task())
+            if self.task is not None:  # (None: an eager task factory's task, not tracked)
+                tasks.discard(self.task)
 
     def _app_raised(self, exc: Exception) -> None:
         if self.disconnected:

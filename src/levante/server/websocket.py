@@ -478,7 +478,8 @@ class WebSocketSession:
         finally:
             if self.http.state != 4:
                 self.http.writer.app_finished(self.http)
-            tasks.discard(asyncio.current_task())
+            if self.http.task is not None:  # (see HTTPStream.run)
+                tasks.discard(self.http.task)
 
     def _app_raised(self, exc: Exception) -> None:
         if self.state == CLOSED or self.http.disconnected:

@@ -582,9 +582,9 @@ class HTTP1Protocol(asyncio.Protocol):
         stream.writing_paused = self.write_paused
         state = self.state
         if stream.scope["type"] == "websocket":
-            start_task(state, websocket_call(stream, self, self.app, state))
+            start_task(state, stream, websocket_call(stream, self, self.app, state))
             return
-        start_task(state, stream.run(request_app(state, self.app), state.tasks))
+        start_task(state, stream, stream.run(request_app(state, self.app), state.tasks))
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes

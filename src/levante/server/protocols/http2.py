@@ -612,7 +612,9 @@ class HTTP2Protocol(asyncio.Protocol):
         stream = self._new_stream(1, scope, scope["method"] == "HEAD")
         stream.remote_closed = True
         stream.body_complete = True
-        start_task(self.state, stream.run(request_app(self.state, self.app), self.state.tasks))
+        start_task(
+            self.state, stream, stream.run(request_app(self.state, self.app), self.state.tasks)
+        )
         self._flush()
 
     def _send_preface(self) -> None:
@@ -967,7 +969,9 @@ class HTTP2Protocol(asyncio.Protocol):
         if head.protocol is not None:
             self._open_websocket(stream, head.protocol)
             return
-        start_task(self.state, stream.run(request_app(self.state, self.app), self.state.tasks))
+        start_task(
+            self.state, stream, stream.run(request_app(self.state, self.app), self.state.tasks)
+        )
 
     def _new_stream(self, stream_id: int, scope: dict[str, Any], head_only: bool) -> H2Stream:
         stream = H2Stream(
@@ -1014,10 +1018,12 @@ class HTTP2Protocol(asyncio.Protocol):
     def _open_websocket(self, stream: H2Stream, protocol: bytes) -> None:
         if protocol != b"websocket":
             detail = f"Unsupported :protocol {protocol.decode('latin-1')}"
-            start_task(self.state, stream.run(refuse_handshake(501, detail), self.state.tasks))
+            start_task(
+                self.state, stream, stream.run(refuse_handshake(501, detail), self.state.tasks)
+            )
             return
         stream.scope = websocket_scope(stream.scope)
-        start_task(self.state, websocket_call(stream, self, self.app, self.state))
+        start_task(self.state, stream, websocket_call(stream, self, self.app, self.state))
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes
