@@ -34,6 +34,7 @@ from tests.conftest import (
 Serve = Callable[..., Running]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -989,6 +990,25 @@ def test_every_finished_app_call_leaves_the_servers_task_set(serve: Serve) -> No
     assert httpx.get(server.url + "/after").status_code == 200
 
 
+def setting_task_factory(factory: Any, app: ASGIApp) -> ASGIApp:
+    """`app`, with a lifespan whose startup sets `factory` as the loop's task factory."""
+
+    async def wrapped(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                asyncio.get_running_loop().set_task_factory(factory)
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return wrapped
+
+
 def test_a_task_factory_the_app_sets_makes_the_request_tasks(serve: Serve) -> None:
     # The server makes its request tasks itself (named, without the loop's
     # create_task) only while no task factory is set; one an app sets is used.
@@ -1001,19 +1021,10 @@ def test_a_task_factory_the_app_sets_makes_the_request_tasks(serve: Serve) -> No
         return task
 
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    asyncio.get_running_loop().set_task_factory(factory)
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         seen.append(asyncio.current_task() in made)
         await respond(send, body=b"ok")
 
-    server = start(serve, app)
+    server = start(serve, setting_task_factory(factory, app))
     assert httpx.get(server.url + "/").status_code == 200
     assert seen == [True]
 
@@ -1030,18 +1041,9 @@ def test_an_app_call_an_eager_task_factory_finishes_at_once_is_not_left_tracked(
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    asyncio.get_running_loop().set_task_factory(eager)
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
         await respond(send, body=b"ok")
 
-    server = start(serve, app, limit_concurrency=1)
+    server = start(serve, setting_task_factory(eager, app), limit_concurrency=1)
     state = server.server.state
     assert state is not None
     for _ in range(3):  # with --limit-concurrency 1 a task left tracked makes a 503

@@ -99,21 +99,22 @@ _TARGET_LIST = [
     ),
     # The floor with what every ASGI server adds, one part at a time (apps/floor.py):
     # where the plaintext figures of a server on this stack can reach at most.
-    Target(
-        "floor-task",
-        "python apps/floor.py --host {host} --port {port} --mode task",
-        serves=frozenset({H1}),
-        group="floor",
-        note="the floor, each answer written by its own asyncio task",
-        scenarios=_PLAINTEXT,
-    ),
-    Target(
-        "floor-app",
-        "python apps/floor.py --host {host} --port {port} --mode app",
-        serves=frozenset({H1}),
-        group="floor",
-        note="floor-task running apps/raw.py with a four-key scope and sends that only write",
-        scenarios=_PLAINTEXT,
+    *(
+        Target(
+            f"floor-{mode}",
+            f"python apps/floor.py --host {{host}} --port {{port}} --mode {mode}",
+            serves=frozenset({H1}),
+            group="floor",
+            note=note,
+            scenarios=_PLAINTEXT,
+        )
+        for mode, note in (
+            ("task", "the floor, each answer written by its own asyncio task"),
+            (
+                "app",
+                "floor-task running apps/raw.py with a four-key scope and sends that only write",
+            ),
+        )
     ),
     # Not in the default run: the pure-Python modules in place of the compiled build, and
     # the shared harness's variants, for a closer look.
