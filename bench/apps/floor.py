@@ -21,7 +21,8 @@ addresses, no `state` or `extensions` copies); `receive` hands over the body; `s
 reads only the message type, and at the body it writes the floor's own answer for the
 request (the same response the app describes), so no response is serialised from the app's
 messages; there are no checks, limits or timeouts. A conforming server does all that
-on top, so no ASGI server on this stack can pass floor-app.
+on top. The scope and the two small coroutines are plain Python here, where a compiled
+server spends less on that part; everything else it must do comes on top of it.
 
 The responses carry what the other servers send: status line, `date` (rebuilt
 once a second, as uvicorn and Levante do), `server`, `content-type`,
