@@ -175,16 +175,15 @@ class AppProtocol(FloorProtocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.body = []
-        self.body_length = 0
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
-        self.body_length += len(body)
 
     def on_message_complete(self) -> None:
         parser = self.parser
         method = parser.get_method()
-        answer = self.route(self.url, method, self.body_length)
+        body = b"".join(self.body)
+        answer = self.route(self.url, method, len(body))
         raw_path, _, query = self.url.partition(b"?")
         scope = {
             "type": "http",
@@ -192,7 +191,7 @@ class AppProtocol(FloorProtocol):
             "path": raw_path.decode(),
             "query_string": query,
         }
-        exchange = Exchange(self, b"".join(self.body), answer, parser.should_keep_alive())
+        exchange = Exchange(self, body, answer, parser.should_keep_alive())
         asyncio.get_running_loop().create_task(raw_app(scope, exchange.receive, exchange.send))
 
 

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 from levante.asgi import HTTP_SPEC_VERSION, ASGIApp
 from levante.server.proxy import apply_forwarded
+from levante.server.state import start_task
 from levante.server.tls import connection_info
 
 if TYPE_CHECKING:
@@ -121,12 +122,12 @@ class Peer:
         return scope
 
 
-def request_app(state: ServerState, app: ASGIApp) -> ASGIApp:
-    """The app to run a new request: the real one, or a 503 past ``--limit-concurrency``."""
+def start_request(state: ServerState, stream: HTTPStream, app: ASGIApp) -> None:
+    """Run the app call of a new request as a task: `app`, or a 503 past ``--limit-concurrency``."""
     limit = state.settings.concurrency
     if limit is not None and (len(state.connections) > limit or len(state.tasks) >= limit):
-        return service_unavailable
-    return app
+        app = service_unavailable
+    start_task(state, stream, stream.run(app, state.tasks))
 
 
 def response_done(state: ServerState, stream: HTTPStream) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from websockets.datastructures import Headers
@@ -34,6 +33,7 @@ from levante.asgi import ASGIApp, Message
 from levante.server import limits
 from levante.server.errors import ClientDisconnected, InvalidMessage, UnexpectedMessage
 from levante.server.flow import wake
+from levante.server.state import start_task
 from levante.server.stream import message_type
 
 if TYPE_CHECKING:
@@ -514,15 +514,16 @@ def _write_frame(transport: WebSocketTransport, first: int, payload: bytes) -> N
 _H2_KEY: Final = "dGhlIHNhbXBsZSBub25jZQ=="
 
 
-def websocket_call(
+def start_websocket(
     stream: HTTPStream, handover: Handover, app: ASGIApp, state: ServerState
-) -> Coroutine[Any, Any, None]:
-    """What to run for a WebSocket handshake request: the app's session, or a refusal."""
+) -> None:
+    """Run a WebSocket handshake request as a task: the app's session, or a refusal."""
     error = handshake_error(stream.scope)
     if error is not None:
-        return stream.run(refuse_handshake(*error), state.tasks)
+        start_task(state, stream, stream.run(refuse_handshake(*error), state.tasks))
+        return
     session = WebSocketSession(stream, handover, handshake_request(stream.scope), state.config)
-    return session.run(app, state.tasks)
+    start_task(state, stream, session.run(app, state.tasks))
 
 
 def refuse_handshake(status: int, detail: str) -> ASGIApp:

@@ -26,15 +26,15 @@ from levante.server.connection import (
     METHODS,
     Peer,
     peer_name,
-    request_app,
     response_done,
+    start_request,
 )
 from levante.server.errors import InvalidMessage, RequestError
 from levante.server.flow import WriteGate
 from levante.server.protocols.http2 import PREFACE, HTTP2Protocol, settings_from_header
 from levante.server.protocols.websocket import WebSocketProtocol
 from levante.server.proxy import ProxyProtocolError, parse_proxy_header
-from levante.server.state import ServerState, start_task
+from levante.server.state import ServerState
 from levante.server.stream import (
     DONE,
     Fields,
@@ -46,7 +46,7 @@ from levante.server.stream import (
 from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
-    websocket_call,
+    start_websocket,
     websocket_scope,
 )
 
@@ -582,9 +582,9 @@ class HTTP1Protocol(asyncio.Protocol):
         stream.writing_paused = self.write_paused
         state = self.state
         if stream.scope["type"] == "websocket":
-            start_task(state, stream, websocket_call(stream, self, self.app, state))
+            start_websocket(stream, self, self.app, state)
             return
-        start_task(state, stream, stream.run(request_app(state, self.app), state.tasks))
+        start_request(state, stream, self.app)
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes

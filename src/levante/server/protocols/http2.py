@@ -45,8 +45,8 @@ from levante.server.connection import (
     METHODS,
     Peer,
     peer_name,
-    request_app,
     response_done,
+    start_request,
 )
 from levante.server.errors import InvalidMessage
 from levante.server.flow import WriteGate, wake
@@ -64,7 +64,7 @@ from levante.server.websocket import (
     WebSocketSession,
     WebSocketTransport,
     refuse_handshake,
-    websocket_call,
+    start_websocket,
     websocket_scope,
 )
 
@@ -612,9 +612,7 @@ class HTTP2Protocol(asyncio.Protocol):
         stream = self._new_stream(1, scope, scope["method"] == "HEAD")
         stream.remote_closed = True
         stream.body_complete = True
-        start_task(
-            self.state, stream, stream.run(request_app(self.state, self.app), self.state.tasks)
-        )
+        start_request(self.state, stream, self.app)
         self._flush()
 
     def _send_preface(self) -> None:
@@ -969,9 +967,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if head.protocol is not None:
             self._open_websocket(stream, head.protocol)
             return
-        start_task(
-            self.state, stream, stream.run(request_app(self.state, self.app), self.state.tasks)
-        )
+        start_request(self.state, stream, self.app)
 
     def _new_stream(self, stream_id: int, scope: dict[str, Any], head_only: bool) -> H2Stream:
         stream = H2Stream(
@@ -1023,7 +1019,7 @@ class HTTP2Protocol(asyncio.Protocol):
             )
             return
         stream.scope = websocket_scope(stream.scope)
-        start_task(self.state, stream, websocket_call(stream, self, self.app, self.state))
+        start_websocket(stream, self, self.app, self.state)
 
     def accept_websocket(
         self, session: WebSocketSession, response: Response, data: bytes
